@@ -1,0 +1,125 @@
+"""Python API for submitting deployment requests, uploading payloads and listing endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from kazoo.recipe.queue import Queue
+
+from maas.config import DEFAULT_CONFIG_PATH, MaasConfig
+from maas.errors import CoordinationError, RequestError, RequestFailed
+from maas.registration import Endpoint
+from maas.request import Action, ModelRequest, RequestState, RequestStatus
+from maas.retry import wait_until
+from maas.store import open_store, split_uri
+from maas.zk import ZK_ERRORS, Layout, connect, read_config
+
+
+class DeployClient:
+    """Talks to a MaaS cluster through ZooKeeper (and to its model store for uploads)."""
+
+    def __init__(self, zk_quorum: str, config_path: str = DEFAULT_CONFIG_PATH, *, client: KazooClient | None = None) -> None:
+        self._own_client = client is None
+        self.client = client or connect(zk_quorum)
+        self.config: MaasConfig = read_config(self.client, config_path)
+        self.layout = Layout.from_config(self.config)
+
+    def close(self) -> None:
+        if self._own_client:
+            self.client.stop()
+            self.client.close()
+
+    def __enter__(self) -> "DeployClient":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- payloads ---------------------------------------------------------------------------
+    def upload(self, local_dir: Path, store_path: str) -> tuple[str, str]:
+        """Upload ``local_dir`` to ``store_path`` (a path in the configured store, or a URI)."""
+        store_uri, path = split_uri(store_path, self.config.store_uri)
+        open_store(store_uri).upload(Path(local_dir), path)
+        return store_uri, path
+
+    # -- requests ---------------------------------------------------------------------------
+    def submit(
+        self,
+        action: Action | str,
+        name: str,
+        version: str,
+        *,
+        num_instances: int = 1,
+        memory: int = 512,
+        path: str | None = None,
+        request_id: str | None = None,
+    ) -> str:
+        """Queue a request; return its requestId."""
+        try:
+            request = ModelRequest(
+                name=name,
+                version=version,
+                numInstances=num_instances,
+                memory=memory,
+                action=Action(action.upper() if isinstance(action, str) else action),
+                path=path,
+                requestId=request_id or uuid.uuid4().hex,
+            )
+        except ValueError as exc:
+            raise RequestError(f"invalid request: {exc}") from exc
+        try:
+            Queue(self.client, self.layout.queue).put(request.to_json())
+        except ZK_ERRORS as exc:
+            raise CoordinationError(f"cannot queue request at {self.layout.queue}: {exc}") from exc
+        assert request.request_id is not None
+        return request.request_id
+
+    def status(self, request_id: str) -> RequestStatus | None:
+        try:
+            data, _ = self.client.get(self.layout.request(request_id))
+        except NoNodeError:
+            return None
+        except ZK_ERRORS as exc:
+            raise CoordinationError(f"cannot read status of request {request_id}: {exc}") from exc
+        return RequestStatus.from_json(data)
+
+    def wait(self, request_id: str, timeout: float = 120.0) -> RequestStatus:
+        """Block until the request is ``done``; raise :class:`RequestFailed` if it failed."""
+
+        def terminal() -> RequestStatus | None:
+            status = self.status(request_id)
+            return status if status is not None and status.state.terminal else None
+
+        status = wait_until(terminal, timeout=timeout, what=f"request {request_id} to finish")
+        if status.state is RequestState.FAILED:
+            raise RequestFailed(f"request {request_id} failed: {status.reason}")
+        return status
+
+    # -- endpoints --------------------------------------------------------------------------
+    def list(self, name: str | None = None, version: str | None = None) -> dict[tuple[str, str], list[Endpoint]]:
+        """Registered endpoints, grouped by (name, version)."""
+        found: dict[tuple[str, str], list[Endpoint]] = {}
+        root = self.layout.service_root
+        try:
+            names = [name] if name else self.client.get_children(root)
+            for model in names:
+                try:
+                    ids = self.client.get_children(f"{root}/{model}")
+                except NoNodeError:
+                    continue
+                for instance_id in ids:
+                    try:
+                        data, _ = self.client.get(f"{root}/{model}/{instance_id}")
+                        endpoint = Endpoint.from_json(data)
+                    except (NoNodeError, RequestError):
+                        continue
+                    if version is None or endpoint.version == version:
+                        found.setdefault((endpoint.name, endpoint.version), []).append(endpoint)
+        except NoNodeError:
+            return {}
+        except ZK_ERRORS as exc:
+            raise CoordinationError(f"cannot list endpoints under {root}: {exc}") from exc
+        return {k: sorted(v, key=lambda e: e.url) for k, v in sorted(found.items())}

@@ -1,0 +1,81 @@
+"""``maas_deploy``: upload payloads and add, remove, scale and list model instances, with
+Metron's option names (DESIGN.md §8)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from maas.config import DEFAULT_CONFIG_PATH
+from maas.errors import MaasError
+from deploy_client.api import DeployClient
+
+MODES = ["ADD", "REMOVE", "LIST", "SCALE"]
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-zq", "--zk_quorum", required=True, help="ZooKeeper quorum host:port[,…][/chroot]")
+@click.option("-zr", "--zk_root", default=DEFAULT_CONFIG_PATH, show_default=True, help="Config znode")
+@click.option("-mo", "--mode", required=True, type=click.Choice(MODES, case_sensitive=False), help="What to do")
+@click.option("-n", "--name", help="Model name")
+@click.option("-v", "--version", "version", help="Model version")
+@click.option("-ni", "--num_instances", type=click.IntRange(0, 10_000), default=1, show_default=True,
+              help="Instances to add or remove; the target count for SCALE")
+@click.option("-m", "--memory", type=click.IntRange(0), default=512, show_default=True, help="Memory per instance (MB)")
+@click.option("-hmp", "--hdfs_model_path", help="Payload path in the model store (or a store URI)")
+@click.option("-lmp", "--local_model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Local payload directory to upload to --hdfs_model_path first")
+@click.option("--wait/--no-wait", default=False, show_default=True, help="Wait for the request's terminal status")
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds --wait waits")
+def main(
+    zk_quorum: str,
+    zk_root: str,
+    mode: str,
+    name: str | None,
+    version: str | None,
+    num_instances: int,
+    memory: int,
+    hdfs_model_path: str | None,
+    local_model_path: Path | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """Deploy models to a MaaS cluster."""
+    mode = mode.upper()
+    if mode != "LIST":
+        missing = [opt for opt, val in (("-n/--name", name), ("-v/--version", version)) if not val]
+        if mode in ("ADD", "SCALE") and not hdfs_model_path:
+            missing.append("-hmp/--hdfs_model_path")
+        if missing:
+            raise click.UsageError(f"{mode} needs {', '.join(missing)}")
+    if local_model_path is not None and not hdfs_model_path:
+        raise click.UsageError("-lmp/--local_model_path needs -hmp/--hdfs_model_path to upload to")
+    try:
+        with DeployClient(zk_quorum, zk_root) as client:
+            if mode == "LIST":
+                for (model, model_version), endpoints in client.list(name, version).items():
+                    click.echo(f"Model {model} @ {model_version}")
+                    for endpoint in endpoints:
+                        click.echo(f"\t{endpoint.url}")
+                return
+            if local_model_path is not None:
+                assert hdfs_model_path is not None
+                store_uri, path = client.upload(local_model_path, hdfs_model_path)
+                click.echo(f"Uploaded {local_model_path} to {store_uri}{path}")
+            assert name is not None and version is not None
+            request_id = client.submit(
+                mode, name, version, num_instances=num_instances, memory=memory, path=hdfs_model_path
+            )
+            click.echo(f"Request {request_id}: {mode} {num_instances} x {name} @ {version} queued")
+            if wait:
+                status = client.wait(request_id, timeout)
+                click.echo(f"Request {request_id}: {status.state.value}")
+    except MaasError as exc:
+        click.echo(f"maas_deploy: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

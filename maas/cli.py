@@ -1,0 +1,105 @@
+"""``maas_service``: start a controller (DESIGN.md §8).
+
+The controller publishes the cluster config to the config znode (Metron's defaults, overridden
+by ``--store-uri``), then waits for leadership and runs the reconcile loop until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from maas.config import DEFAULT_CONFIG_PATH
+from maas.controller.service import Controller
+from maas.errors import MaasError
+from maas.launcher.local import LocalLauncher
+from maas.settings import ServiceSettings
+from maas.zk import connect, publish_config, read_config
+
+log = logging.getLogger("maas.service")
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MAAS"})
+@click.option("-zq", "--zk_quorum", "zk_quorum", required=True, help="ZooKeeper quorum host:port[,…][/chroot]")
+@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True, help="Config znode")
+@click.option("--store-uri", help="Model store URI written to the config znode (e.g. file:///var/lib/maas/store)")
+@click.option("--work-dir", type=click.Path(path_type=Path), default=Path("/var/lib/maas/work"), show_default=True,
+              help="Where local instances keep their files")
+@click.option("--advertise-host", default="127.0.0.1", show_default=True, help="Address registered for local endpoints")
+@click.option("--reconcile-interval", type=float, default=1.0, show_default=True, help="Seconds between passes")
+@click.option("--start-timeout", type=float, default=60.0, show_default=True, help="Seconds to write endpoint.dat")
+@click.option("--ready-timeout", type=float, default=30.0, show_default=True, help="Seconds for the endpoint to answer")
+@click.option("--stop-grace", type=float, default=10.0, show_default=True, help="Seconds from SIGTERM to SIGKILL")
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(
+    zk_quorum: str,
+    config_path: str,
+    store_uri: str | None,
+    work_dir: Path,
+    advertise_host: str,
+    reconcile_interval: float,
+    start_timeout: float,
+    ready_timeout: float,
+    stop_grace: float,
+    log_level: str,
+) -> None:
+    """Run the MaaS controller."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kazoo").setLevel(logging.WARNING)
+    try:
+        settings = ServiceSettings(
+            zk_quorum=zk_quorum,
+            config_path=config_path,
+            work_dir=work_dir,
+            advertise_host=advertise_host,
+            reconcile_interval=reconcile_interval,
+            start_timeout=start_timeout,
+            ready_timeout=ready_timeout,
+            stop_grace=stop_grace,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    try:
+        run(settings, store_uri)
+    except MaasError as exc:
+        click.echo(f"maas_service: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def run(settings: ServiceSettings, store_uri: str | None = None) -> None:
+    client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout)
+    try:
+        config = read_config(client, settings.config_path)
+        if store_uri:
+            config = config.with_overrides(store_uri=store_uri)
+        publish_config(client, config, settings.config_path)
+        launcher = LocalLauncher(settings.work_dir)
+        controller = Controller(client, config, launcher, settings)
+        done = threading.Event()
+
+        def _shutdown(signum: int, _frame: object) -> None:
+            log.info("received signal %d; stopping controller (instances keep running)", signum)
+            controller.stop()
+            done.set()
+
+        signal.signal(signal.SIGTERM, _shutdown)
+        signal.signal(signal.SIGINT, _shutdown)
+        worker = threading.Thread(target=controller.run, name="controller", daemon=True)
+        worker.start()
+        while not done.wait(0.5) and worker.is_alive():
+            pass
+        worker.join(timeout=10)
+        launcher.close()
+    finally:
+        client.stop()
+        client.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Desired state: how many instances of which payload each (name, version) should have."""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from maas.errors import CoordinationError
+from maas.zk import ZK_ERRORS, Layout
+
+
+class ModelKey(NamedTuple):
+    name: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class DesiredModel(BaseModel):
+    """What ``<stateRoot>/models/<name>/<version>`` holds."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    version: str
+    instances: int = Field(ge=0)
+    path: str
+    store_uri: str
+    memory: int = 512
+    cpu: float | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> ModelKey:
+        return ModelKey(self.name, self.version)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def read_desired(client: KazooClient, layout: Layout) -> dict[ModelKey, tuple[DesiredModel, int]]:
+    """Every desired model with its znode version (for transactions)."""
+    result: dict[ModelKey, tuple[DesiredModel, int]] = {}
+    try:
+        names = client.get_children(layout.models)
+        for name in names:
+            for version in client.get_children(f"{layout.models}/{name}"):
+                try:
+                    data, stat = client.get(layout.model(name, version))
+                except NoNodeError:
+                    continue
+                try:
+                    model = DesiredModel.model_validate(json.loads(data))
+                except (ValueError, ValidationError):
+                    continue  # not ours to interpret; left untouched
+                result[model.key] = (model, stat.version)
+    except NoNodeError:
+        return result
+    except ZK_ERRORS as exc:
+        raise CoordinationError(f"cannot read desired state under {layout.models}: {exc}") from exc
+    return result

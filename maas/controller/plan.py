@@ -1,0 +1,86 @@
+"""The reconcile plan: a pure function from desired and actual state to the actions that close
+the gap. No I/O, no clock: ``now`` is an argument, so every decision is unit-testable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Union
+
+from maas.controller.desired import DesiredModel, ModelKey
+from maas.instance import Instance, InstanceState
+
+
+@dataclass(frozen=True)
+class Health:
+    """Per-model restart bookkeeping, kept by the executor."""
+
+    failures: int = 0  # consecutive failed starts / unexpected exits
+    retry_at: float = 0.0  # no new start before this (monotonic) time
+    last_error: str | None = None
+    last_failure_at: float | None = None
+
+
+@dataclass(frozen=True)
+class StartInstance:
+    model: DesiredModel
+
+
+@dataclass(frozen=True)
+class StopInstance:
+    key: ModelKey
+    instance_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ForgetInstance:
+    """An instance is gone; ``failure`` is set when it was not asked to stop."""
+
+    key: ModelKey
+    instance_id: str
+    failure: str | None
+
+
+Action = Union[StartInstance, StopInstance, ForgetInstance]
+
+_STOP_PREFERENCE = {InstanceState.STARTING: 0, InstanceState.RUNNING: 1}
+
+
+def plan(
+    desired: Mapping[ModelKey, DesiredModel],
+    actual: Iterable[Instance],
+    health: Mapping[ModelKey, Health],
+    now: float,
+) -> list[Action]:
+    """Actions that move ``actual`` towards ``desired``.
+
+    - exited instances are forgotten (a failure if nobody asked them to stop);
+    - missing instances are started, unless the model is backing off after failures (or has
+      a failure being recorded in this very pass);
+    - surplus instances are stopped, not-yet-ready ones first, then the newest.
+    """
+    actions: list[Action] = []
+    alive: dict[ModelKey, list[Instance]] = {}
+    just_failed: set[ModelKey] = set()
+    for inst in actual:
+        key = ModelKey(inst.name, inst.version)
+        if inst.state is InstanceState.EXITED:
+            failure = None if inst.stop_requested else (inst.reason or "instance exited")
+            actions.append(ForgetInstance(key, inst.instance_id, failure))
+            if failure is not None:
+                just_failed.add(key)  # its backoff is decided once the failure is recorded
+        elif inst.alive:
+            alive.setdefault(key, []).append(inst)
+
+    for key in sorted(set(desired) | set(alive)):
+        want = desired[key].instances if key in desired else 0
+        have = alive.get(key, [])
+        if len(have) > want:
+            surplus = sorted(have, key=lambda i: (_STOP_PREFERENCE[i.state], -i.started_at, i.instance_id))
+            reason = "scaled down" if key in desired else "model removed"
+            actions.extend(StopInstance(key, i.instance_id, reason) for i in surplus[: len(have) - want])
+        elif len(have) < want:
+            h = health.get(key, Health())
+            if now >= h.retry_at and key not in just_failed:
+                actions.extend(StartInstance(desired[key]) for _ in range(want - len(have)))
+    return actions

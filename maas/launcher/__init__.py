@@ -1,0 +1,31 @@
+"""Launchers start, stop and observe model instances. The controller talks to one through
+:class:`Launcher`; ``local`` runs each instance as a runner process on this machine."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from maas.instance import Instance, InstanceSpec
+
+
+class Launcher(ABC):
+    """The controller's only way to act on instances. Calls never block on an instance."""
+
+    @abstractmethod
+    def start(self, spec: InstanceSpec) -> None:
+        """Begin starting an instance; it shows up in :meth:`instances` as STARTING."""
+
+    @abstractmethod
+    def stop(self, instance_id: str) -> None:
+        """Ask an instance to stop: deregister, drain, stop; force-kill after its grace."""
+
+    @abstractmethod
+    def instances(self) -> list[Instance]:
+        """Every instance this launcher knows, with its current state."""
+
+    @abstractmethod
+    def forget(self, instance_id: str) -> None:
+        """Drop an EXITED instance and whatever it left behind."""
+
+    def close(self) -> None:
+        """Release resources; instances keep running (a new controller adopts them)."""

@@ -1,0 +1,34 @@
+"""Settings of the ``maas_service`` process: one typed, validated place, filled from CLI flags
+(each with a ``MAAS_…`` environment variable). Cluster-wide settings live in the config znode
+(:mod:`maas.config`); these are the ones that belong to one controller process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from maas.config import DEFAULT_CONFIG_PATH
+from maas.retry import Backoff
+
+
+class ServiceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    zk_quorum: str = Field(min_length=1, description="ZooKeeper connection string host:port[,…][/chroot]")
+    config_path: str = Field(DEFAULT_CONFIG_PATH, pattern=r"^/", description="Config znode")
+    work_dir: Path = Field(Path("/var/lib/maas/work"), description="Where local instances keep their files")
+    advertise_host: str = Field("127.0.0.1", min_length=1, description="Address registered for local endpoints")
+    reconcile_interval: float = Field(1.0, gt=0, le=60, description="Seconds between reconcile passes")
+    start_timeout: float = Field(60.0, gt=0, description="Seconds a payload has to write endpoint.dat")
+    ready_timeout: float = Field(30.0, gt=0, description="Seconds an endpoint has to answer HTTP")
+    drain_seconds: float = Field(0.5, ge=0, description="Pause between deregistration and stop")
+    stop_grace: float = Field(10.0, ge=0, description="Seconds between SIGTERM and SIGKILL")
+    restart_backoff_initial: float = Field(1.0, gt=0, description="First restart delay after a failure")
+    restart_backoff_max: float = Field(60.0, gt=0, description="Cap on the restart delay")
+    stable_after: float = Field(10.0, ge=0, description="Seconds running after which failures are forgotten")
+    zk_session_timeout: float = Field(10.0, ge=2, le=60)
+
+    @property
+    def restart_backoff(self) -> Backoff:
+        return Backoff(initial=self.restart_backoff_initial, max_delay=self.restart_backoff_max, jitter=0.2)

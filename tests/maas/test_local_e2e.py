@@ -1,0 +1,99 @@
+"""End to end on a real ZooKeeper with real processes: the controller, runners and a plain REST
+payload (not the ONNX runtime), through the ``maas_deploy`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from maas.request import RequestState
+from maas.retry import wait_until
+from tests.cluster import Cluster
+
+pytestmark = [pytest.mark.zk, pytest.mark.e2e]
+
+
+@pytest.fixture
+def cluster(zk_quorum: str, tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(zk_quorum, tmp_path)
+    c.start_controller()
+    try:
+        c.client  # the config znode is published: deploys now find the store
+        yield c
+    finally:
+        c.close()
+        print(c.controller_log()[-5000:])
+
+
+def registrations(cluster: Cluster, name: str) -> dict[str, dict]:
+    zk = cluster.client.client
+    root = f"/maas/service/{name}"
+    if not zk.exists(root):
+        return {}
+    return {child: json.loads(zk.get(f"{root}/{child}")[0]) for child in zk.get_children(root)}
+
+
+def test_add_call_kill_remove(cluster: Cluster) -> None:
+    out = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "1.0", "-ni", "2", "-hmp", "/models/echo/1.0", "--wait")
+    assert "done" in out.stdout
+
+    regs = wait_until(lambda: (r := registrations(cluster, "echo")) and len(r) == 2 and r, timeout=10, what="2 registrations")
+    for instance_id, reg in regs.items():
+        assert reg["id"] == instance_id and reg["name"] == "echo"
+        assert reg["serviceType"] == "DYNAMIC" and reg["sslPort"] is None and reg["uriSpec"] is None
+        assert reg["address"] == "127.0.0.1" and isinstance(reg["port"], int)
+        payload = reg["payload"]
+        assert payload["@class"] == "org.apache.metron.maas.config.ModelEndpoint"
+        assert (payload["name"], payload["version"], payload["containerId"]) == ("echo", "1.0", instance_id)
+        assert payload["endpoint"] == {"url": f"http://127.0.0.1:{reg['port']}", "functions": {"apply": "apply"}}
+        assert isinstance(reg["registrationTimeUTC"], int)
+        answer = httpx.get(payload["endpoint"]["url"] + "/apply", params={"host": "x"}).json()
+        assert answer == {"host": "x", "instance": instance_id, "version": "1.0"}
+
+    listing = cluster.maas_deploy("-mo", "LIST").stdout.splitlines()
+    assert listing[0] == "Model echo @ 1.0"
+    assert sorted(line.strip() for line in listing[1:]) == sorted(r["payload"]["endpoint"]["url"] for r in regs.values())
+
+    # SIGKILL one instance's service process: its registration goes away (and a new one replaces it).
+    victim_id, victim = next(iter(regs.items()))
+    pid = next(c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == victim["port"] and c.status == "LISTEN")
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: victim_id not in registrations(cluster, "echo"), timeout=10, what="the dead instance's deregistration")
+    wait_until(lambda: len(registrations(cluster, "echo")) == 2, timeout=30, what="the replacement's registration")
+
+    cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "1.0", "-ni", "2", "--wait")
+    assert registrations(cluster, "echo") == {}
+    wait_until(lambda: not cluster.runner_processes(), timeout=10,
+               what=f"no runner or service process left (still: {[p.info for p in cluster.runner_processes()]})")
+
+
+def test_malformed_request_and_broken_payload_fail_but_queue_goes_on(cluster: Cluster) -> None:
+    client = cluster.client
+    # A malformed item straight into the queue, as a foreign producer might write it.
+    from kazoo.recipe.queue import Queue
+
+    Queue(client.client, client.layout.queue).put(b'{"name": "x", "requestId": "bad-1", "action": "EXPLODE"}')
+    Queue(client.client, client.layout.queue).put(b"not json at all")
+    broken = cluster.deploy("noscript", "-mo", "ADD", "-n", "broken", "-v", "1", "-hmp", "/models/broken/1", "--wait", check=False)
+    good = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "2", "-hmp", "/models/echo/2", "--wait")
+
+    bad = client.wait  # noqa: F841 - statuses are read directly below
+    status = client.status("bad-1")
+    assert status is not None and status.state is RequestState.FAILED
+    assert "action" in (status.reason or "")
+    assert broken.returncode != 0 and "no *.sh" in broken.stderr
+    assert "done" in good.stdout
+    assert len(registrations(cluster, "echo")) == 1
+    # Every request has a terminal status, including the unparsable one (named after its queue item).
+    ids = client.client.get_children(client.layout.requests)
+    states = {i: client.status(i).state for i in ids}  # type: ignore[union-attr]
+    assert all(s.terminal for s in states.values()), states
+    assert len(ids) == 4
+    cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "2", "--wait")
