@@ -5,6 +5,6 @@ Load the pytest fixtures with ``pytest_plugins = ["maas.testing.fixtures"]``.
 """
 
 from maas.clock import FakeClock
-from maas.testing.zookeeper import ZooKeeperEnsemble, ZooKeeperServer, expire_session, zookeeper_available
+from maas.local_zookeeper import ZooKeeperEnsemble, ZooKeeperServer, expire_session, zookeeper_available
 
 __all__ = ["FakeClock", "ZooKeeperEnsemble", "ZooKeeperServer", "expire_session", "zookeeper_available"]

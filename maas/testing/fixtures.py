@@ -1,6 +1,6 @@
 """pytest fixtures around a real ZooKeeper: one server per test session, a fresh chroot per test.
 
-- ``zk_server``: the session's :class:`~maas.testing.zookeeper.ZooKeeperServer`.
+- ``zk_server``: the session's :class:`~maas.local_zookeeper.ZooKeeperServer`.
 - ``zk_quorum``: a connection string ``127.0.0.1:PORT/maas-test-<id>`` private to the test.
 - ``zk``: a started kazoo client on that chroot, closed (and the chroot deleted) afterwards.
 - ``zk_factory``: makes more clients on the test's chroot.
@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import pytest
 from kazoo.client import KazooClient
 
-from maas.testing.zookeeper import ZooKeeperServer, zookeeper_available
+from maas.local_zookeeper import ZooKeeperServer, zookeeper_available
 from maas.zk import connect
 
 

@@ -1,8 +1,9 @@
-"""Real ZooKeeper servers for tests, started from Debian's ``zookeeper`` package (DESIGN.md §9).
+"""Local ZooKeeper servers from Debian's ``zookeeper`` package (DESIGN.md §1, §9).
 
-:class:`ZooKeeperServer` is one standalone server; :class:`ZooKeeperEnsemble` a quorum of
-servers on loopback for failover tests. Both listen on 127.0.0.1 only, on free ports, with
-their data in a temporary directory that is removed on stop.
+The embedded default runs one of these on 127.0.0.1 (``make demo``); the test harness runs one
+per test session and, for failover tests, an ensemble. :class:`ZooKeeperServer` is one server;
+:class:`ZooKeeperEnsemble` a quorum of servers on loopback. Both listen on 127.0.0.1 only, on
+free ports unless told otherwise, with their data in a temporary directory removed on cleanup.
 """
 
 from __future__ import annotations

@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install what they need:
+# a virtual environment with the project, ZooKeeper from Debian's package, the example model.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+ZK_JAR := /usr/share/java/zookeeper.jar
+DGA_MODEL := examples/dga/payload/model.onnx
+PYTEST_ARGS ?=
+
+.PHONY: all install zookeeper model demo test clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[examples,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+zookeeper:
+	@if [ ! -f $(ZK_JAR) ] || ! command -v java >/dev/null 2>&1; then \
+	  echo "Installing ZooKeeper from Debian's package"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >/dev/null; \
+	fi
+
+$(DGA_MODEL): examples/dga/train.py $(VENV)/.installed
+	$(PY) examples/dga/train.py --out $@
+
+model: $(DGA_MODEL)
+
+demo: install zookeeper model
+	$(PY) examples/demo.py
+
+test: install zookeeper model
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .run $(DGA_MODEL) .pytest_cache

@@ -1,0 +1,133 @@
+"""Parsing and formatting of what crosses process boundaries: config znode, requests,
+registrations, endpoint.dat, store paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from maas.config import MaasConfig
+from maas.errors import ConfigError, PayloadError, RequestError, StoreError
+from maas.payload import EndpointInfo, find_script, parse_endpoint
+from maas.registration import Endpoint
+from maas.request import Action, parse_request
+from maas.retry import Backoff, retry
+from maas.clock import FakeClock
+from maas.store import normalize_path, split_uri
+from maas.store.file import FileStore
+
+
+def test_config_defaults_are_metrons_and_unknown_keys_survive() -> None:
+    cfg = MaasConfig.from_json(b'{"extraMetronKey": 1}')
+    raw = json.loads(cfg.to_json())
+    assert raw["queue"] == "ZOOKEEPER" and raw["queueConfig"] == {"zk_path": "/maas/queue"}
+    assert raw["serviceRoot"] == "/maas/service" and raw["stateRoot"] == "/maas/state"
+    assert raw["extraMetronKey"] == 1
+
+
+@pytest.mark.parametrize("data, needle", [
+    (b"{", "not valid JSON"),
+    (b"[]", "expected a JSON object"),
+    (b'{"serviceRoot": "relative"}', "serviceRoot"),
+    (b'{"storeUri": "ftp://x/y"}', "unsupported scheme"),
+])
+def test_config_errors_name_the_problem(data: bytes, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        MaasConfig.from_json(data, source="config znode /c")
+
+
+def test_metron_request_parses() -> None:
+    req = parse_request(b'{"name":"dga","version":"1.0","numInstances":2,"memory":512,"action":"ADD","path":"/m"}')
+    assert (req.name, req.version, req.num_instances, req.action, req.path) == ("dga", "1.0", 2, Action.ADD, "/m")
+
+
+@pytest.mark.parametrize("data, needle", [
+    (b"\xff", "not valid JSON"),
+    (b"[1]", "JSON object"),
+    (b'{"name":"dga","version":"1","action":"EXPLODE","path":"/m"}', "action"),
+    (b'{"name":"../etc","version":"1","action":"ADD","path":"/m"}', "name"),
+    (b'{"name":"dga","version":"1","action":"ADD"}', "path"),
+    (b'{"name":"dga","version":"1","action":"ADD","path":"/m","numInstances":-1}', "numInstances"),
+    (b'{"name":"dga","version":"1","action":"ADD","path":"/m","bogus":1}', "bogus"),
+])
+def test_malformed_requests_name_the_field(data: bytes, needle: str) -> None:
+    with pytest.raises(RequestError, match=needle):
+        parse_request(data)
+
+
+def test_registration_round_trip_is_curator_service_instance() -> None:
+    ep = Endpoint("dga", "1.0", "id-1", "http://10.0.0.5:31000", {"apply": "apply"}, "id-1", 1700000000000)
+    raw = ep.to_service_instance()
+    assert list(raw) == ["name", "id", "address", "port", "sslPort", "payload", "registrationTimeUTC", "serviceType", "uriSpec"]
+    assert (raw["address"], raw["port"]) == ("10.0.0.5", 31000)
+    assert Endpoint.from_json(ep.to_json()) == ep
+    with pytest.raises(RequestError):
+        Endpoint.from_json(b'{"name": "x"}')
+
+
+def test_endpoint_dat_parsing_and_advertised_rewrite() -> None:
+    info = parse_endpoint('{"url": "http://0.0.0.0:8080/"}')
+    assert info == EndpointInfo("http://0.0.0.0:8080", {"apply": "apply"})
+    assert info.advertised("10.1.2.3").url == "http://10.1.2.3:8080"
+    assert parse_endpoint('{"url": "http://model.example:1"}').advertised("h").url == "http://model.example:1"
+    for bad in ["{", '{"url": 5}', '{"url": "ftp://x"}', '{"url": "http://x", "functions": [1]}']:
+        with pytest.raises(PayloadError):
+            parse_endpoint(bad)
+
+
+def test_script_discovery() -> None:
+    assert find_script(["rest.sh", "model.onnx", "sub/other.sh"]) == "rest.sh"
+    with pytest.raises(PayloadError, match="no \\*.sh"):
+        find_script(["model.onnx"])
+    with pytest.raises(PayloadError, match="exactly one"):
+        find_script(["a.sh", "b.sh"])
+
+
+def test_store_paths_refuse_escape(tmp_path: Path) -> None:
+    assert normalize_path("/models//dga/./1.0") == "/models/dga/1.0"
+    for bad in ["relative", "/models/../../etc", ""]:
+        with pytest.raises(StoreError):
+            normalize_path(bad)
+    assert split_uri("/m/x", "file:///s") == ("file:///s", "/m/x")
+
+
+def test_file_store_upload_replaces_atomically_and_downloads(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "run.sh").write_text("echo")
+    (src / "sub" / "w.bin").write_bytes(b"\x00\x01")
+    store = FileStore(tmp_path / "store")
+    store.upload(src, "/models/m/1")
+    assert store.list("/models/m/1") == ["run.sh", "sub/w.bin"]
+    (src / "run.sh").unlink()
+    (src / "new.sh").write_text("echo 2")
+    store.upload(src, "/models/m/1")
+    assert store.list("/models/m/1") == ["new.sh", "sub/w.bin"]
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    store.download("/models/m/1", dest)
+    assert (dest / "sub" / "w.bin").read_bytes() == b"\x00\x01"
+    assert not [p for p in (tmp_path / "store" / "models" / "m").iterdir() if p.name.startswith(".")]
+    with pytest.raises(StoreError, match="no payload"):
+        store.list("/models/none")
+
+
+def test_retry_backoff_deadline_with_fake_clock() -> None:
+    clock = FakeClock(0)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(clock.now)
+        if len(calls) < 4:
+            raise OSError("down")
+        return "up"
+
+    assert retry(flaky, retry_on=(OSError,), backoff=Backoff(initial=1, jitter=0), clock=clock) == "up"
+    assert clock.sleeps == [1, 2, 4]
+    clock2 = FakeClock(0)
+    with pytest.raises(OSError):
+        retry(lambda: (_ for _ in ()).throw(OSError("x")), retry_on=(OSError,),
+              backoff=Backoff(initial=1, jitter=0), deadline=5, clock=clock2)
+    assert clock2.now <= 5

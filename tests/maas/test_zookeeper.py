@@ -1,0 +1,155 @@
+"""Against a real ZooKeeper: the harness itself, request intake transactions, the discovery cache."""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import pytest
+from kazoo.client import KazooClient, KazooState
+from kazoo.recipe.queue import Queue
+
+from maas.config import MaasConfig
+from maas.controller.desired import ModelKey, read_desired
+from maas.controller.intake import Intake
+from maas.discovery import DiscoveryClient, version_key
+from maas.errors import PayloadError
+from maas.registration import Endpoint
+from maas.request import RequestState, RequestStatus
+from maas.retry import wait_until
+from maas.testing import expire_session
+from maas.zk import Layout, publish_config, read_config
+
+pytestmark = pytest.mark.zk
+
+LAYOUT = Layout.from_config(MaasConfig())
+
+
+def test_each_test_has_its_own_chroot(zk: KazooClient, zk_quorum: str) -> None:
+    assert zk.get_children("/") in ([], ["zookeeper"])
+    zk.create("/mine", b"1")
+    assert "/maas-test-" in zk_quorum
+
+
+def test_expire_session_drops_ephemerals_and_client_reconnects(zk_factory: Callable[..., KazooClient]) -> None:
+    owner, watcher = zk_factory(), zk_factory()
+    owner.create("/eph", b"x", ephemeral=True)
+    states: list[KazooState] = []
+    owner.add_listener(states.append)
+    expire_session(owner)
+    assert KazooState.LOST in states
+    wait_until(lambda: watcher.exists("/eph") is None, timeout=10, what="the ephemeral node to vanish")
+    wait_until(lambda: owner.connected, timeout=10, what="a new session")
+    owner.create("/eph", b"again", ephemeral=True)
+
+
+def test_config_znode_round_trip(zk: KazooClient) -> None:
+    assert read_config(zk).service_root == "/maas/service"  # absent: defaults
+    publish_config(zk, MaasConfig().with_overrides(store_uri="file:///data/store"))
+    raw = json.loads(zk.get("/metron/maas/config")[0])
+    assert raw["queueConfig"]["zk_path"] == "/maas/queue" and raw["storeUri"] == "file:///data/store"
+    assert read_config(zk).store_uri == "file:///data/store"
+
+
+def _intake(zk: KazooClient, bad_paths: set[str] = frozenset()) -> Intake:  # type: ignore[assignment]
+    LAYOUT.ensure(zk)
+
+    def check(store: str, path: str) -> None:
+        if path in bad_paths:
+            raise PayloadError("payload has no *.sh script at its top level")
+
+    return Intake(zk, LAYOUT, "file:///store", check_payload=check)
+
+
+def _put(zk: KazooClient, **req: object) -> None:
+    Queue(zk, LAYOUT.queue).put(json.dumps(req).encode())
+
+
+def test_intake_applies_each_request_once_in_order(zk: KazooClient) -> None:
+    intake = _intake(zk)
+    _put(zk, name="m", version="1", action="ADD", numInstances=2, path="/p", requestId="r1")
+    _put(zk, name="m", version="1", action="ADD", numInstances=3, path="/p", requestId="r2")
+    _put(zk, name="m", version="1", action="REMOVE", numInstances=1, requestId="r3")
+    _put(zk, name="m", version="1", action="SCALE", numInstances=7, path="/p", requestId="r4")
+    outcomes = []
+    while (o := intake.apply_next()) is not None:
+        outcomes.append(o)
+    assert [o.status.target for o in outcomes] == [2, 5, 4, 7]
+    assert zk.get_children(LAYOUT.queue) == []
+    (model, _), = read_desired(zk, LAYOUT).values()
+    assert model.instances == 7 and model.store_uri == "file:///store" and model.path == "/p"
+    for rid in ("r1", "r2", "r3", "r4"):
+        status = RequestStatus.from_json(zk.get(LAYOUT.request(rid))[0])
+        assert status.state is RequestState.ACCEPTED
+
+
+def test_intake_failures_get_terminal_status_and_change_nothing(zk: KazooClient) -> None:
+    intake = _intake(zk, bad_paths={"/broken"})
+    Queue(zk, LAYOUT.queue).put(b"{not json")
+    _put(zk, name="m", version="1", action="REMOVE", numInstances=1, requestId="remove-nothing")
+    _put(zk, name="m", version="1", action="ADD", numInstances=1, path="/broken", requestId="broken")
+    _put(zk, name="m", version="1", action="ADD", numInstances=1, path="/ok", requestId="ok")
+    _put(zk, name="m", version="1", action="ADD", numInstances=1, path="/ok", requestId="ok")  # duplicate id
+    outcomes = []
+    while (o := intake.apply_next()) is not None:
+        outcomes.append(o.status)
+    assert [s.state for s in outcomes] == [RequestState.FAILED] * 3 + [RequestState.ACCEPTED, RequestState.FAILED]
+    assert "not valid JSON" in (outcomes[0].reason or "")
+    assert "not deployed" in (outcomes[1].reason or "")
+    assert "no *.sh" in (outcomes[2].reason or "")
+    assert "duplicate" in (outcomes[4].reason or "")
+    assert RequestStatus.from_json(zk.get(LAYOUT.request("ok"))[0]).state is RequestState.ACCEPTED
+    assert read_desired(zk, LAYOUT)[ModelKey("m", "1")][0].instances == 1
+
+
+def test_remove_to_zero_deletes_desired_state(zk: KazooClient) -> None:
+    intake = _intake(zk)
+    _put(zk, name="m", version="1", action="ADD", numInstances=1, path="/p")
+    _put(zk, name="m", version="1", action="REMOVE", numInstances=5)
+    while intake.apply_next() is not None:
+        pass
+    assert read_desired(zk, LAYOUT) == {}
+
+
+def _register(zk: KazooClient, name: str, version: str, iid: str, port: int) -> None:
+    ep = Endpoint(name, version, iid, f"http://127.0.0.1:{port}", container_id=iid)
+    zk.create(LAYOUT.registration(name, iid), ep.to_json(), ephemeral=True, makepath=True)
+
+
+def test_discovery_follows_registrations_and_orders_versions_naturally(zk_factory: Callable[..., KazooClient]) -> None:
+    runner, reader = zk_factory(), zk_factory()
+    discovery = DiscoveryClient(reader, LAYOUT.service_root)
+    discovery.wait_ready()
+    _register(runner, "dga", "9.0", "a", 1001)
+    _register(runner, "dga", "10.0", "b", 1002)
+    _register(runner, "dga", "10.0", "c", 1003)
+    runner.create(f"{LAYOUT.service_root}/dga/garbage", b"not a registration", ephemeral=True)
+    discovery.wait_for(lambda d: len(d.all()) == 3, timeout=10, what="3 endpoints")
+    assert [e.instance_id for e in discovery.endpoints("dga")] == ["b", "c"]  # 10.0 > 9.0
+    assert [e.instance_id for e in discovery.endpoints("dga", "9.0")] == ["a"]
+    assert discovery.versions("dga") == ["9.0", "10.0"]
+    runner.delete(LAYOUT.registration("dga", "b"))
+    discovery.wait_for(lambda d: len(d.endpoints("dga")) == 1, timeout=10, what="b to go")
+    expire_session(runner)  # every registration of that session goes
+    discovery.wait_for(lambda d: d.all() == [], timeout=10, what="all endpoints to go")
+    discovery.close()
+
+
+def test_discovery_serves_from_cache_while_zookeeper_is_down(zk_server, zk_factory) -> None:  # type: ignore[no-untyped-def]
+    runner, reader = zk_factory(), zk_factory()
+    discovery = DiscoveryClient(reader, LAYOUT.service_root)
+    _register(runner, "dga", "1", "a", 1001)
+    discovery.wait_for(lambda d: len(d.all()) == 1, timeout=10, what="a")
+    zk_server.stop()
+    try:
+        wait_until(lambda: not reader.connected, timeout=10, what="the client to notice")
+        assert [e.instance_id for e in discovery.endpoints("dga")] == ["a"]
+    finally:
+        zk_server.start()
+    wait_until(lambda: reader.connected, timeout=20, what="reconnection")
+    discovery.close()
+
+
+def test_version_key() -> None:
+    assert sorted(["1.10", "1.9", "10.0", "9.0", "1.0-beta", "1.0"], key=version_key) == [
+        "1.0", "1.0-beta", "1.9", "1.10", "9.0", "10.0"]
