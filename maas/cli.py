@@ -35,6 +35,13 @@ log = logging.getLogger("maas.service")
 @click.option("--start-timeout", type=float, default=60.0, show_default=True, help="Seconds to write endpoint.dat")
 @click.option("--ready-timeout", type=float, default=30.0, show_default=True, help="Seconds for the endpoint to answer")
 @click.option("--stop-grace", type=float, default=10.0, show_default=True, help="Seconds from SIGTERM to SIGKILL")
+@click.option("--probe-interval", type=float, default=2.0, show_default=True, help="Mean seconds between health checks")
+@click.option("--probe-failures", type=int, default=3, show_default=True,
+              help="Consecutive failed health checks before an instance is replaced")
+@click.option("--restart-backoff-max", type=float, default=60.0, show_default=True,
+              help="Cap on the delay between restarts of a failing model")
+@click.option("--session-timeout", type=float, default=10.0, show_default=True,
+              help="ZooKeeper session timeout of the runners (and so how fast a dead runner's registration goes)")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(
@@ -47,6 +54,10 @@ def main(
     start_timeout: float,
     ready_timeout: float,
     stop_grace: float,
+    probe_interval: float,
+    probe_failures: int,
+    restart_backoff_max: float,
+    session_timeout: float,
     log_level: str,
 ) -> None:
     """Run the MaaS controller."""
@@ -62,6 +73,10 @@ def main(
             start_timeout=start_timeout,
             ready_timeout=ready_timeout,
             stop_grace=stop_grace,
+            probe_interval=probe_interval,
+            probe_failures=probe_failures,
+            restart_backoff_max=restart_backoff_max,
+            zk_session_timeout=session_timeout,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -61,6 +61,9 @@ class Instance:
     stop_requested: bool = False
     reason: str | None = None
     url: str | None = None
+    #: Consecutive failed health checks, and the last one's reason (filled in by the prober).
+    probe_failures: int = 0
+    probe_reason: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

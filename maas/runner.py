@@ -33,6 +33,7 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 from maas.errors import CoordinationError, MaasError, PayloadError
 from maas.instance import InstanceSpec, write_json_atomic
 from maas.payload import EndpointInfo, find_script, read_endpoint
+from maas.probe import check_http
 from maas.registration import Endpoint
 from maas.retry import Backoff
 from maas.store import open_store
@@ -216,13 +217,10 @@ class Runner:
         last: str = ""
         with httpx.Client(timeout=2.0) as http:
             while not self.stop_event.is_set():
-                try:
-                    response = http.get(info.url + "/")
-                    if response.status_code < 500:
-                        return
-                    last = f"HTTP {response.status_code}"
-                except httpx.HTTPError as exc:
-                    last = str(exc) or type(exc).__name__
+                problem = check_http(http, info.url)
+                if problem is None:
+                    return
+                last = problem
                 self._check_alive("service")
                 if time.monotonic() > deadline:
                     raise PayloadError(
@@ -331,7 +329,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     instance_dir: Path = args.instance_dir.resolve()
-    (instance_dir / PID_FILE).write_text(str(os.getpid()))
     try:
         spec = InstanceSpec.model_validate_json((instance_dir / SPEC_FILE).read_text())
     except (OSError, ValueError) as exc:

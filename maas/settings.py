@@ -27,7 +27,9 @@ class ServiceSettings(BaseModel):
     restart_backoff_initial: float = Field(1.0, gt=0, description="First restart delay after a failure")
     restart_backoff_max: float = Field(60.0, gt=0, description="Cap on the restart delay")
     stable_after: float = Field(10.0, ge=0, description="Seconds running after which failures are forgotten")
-    zk_session_timeout: float = Field(10.0, ge=2, le=60)
+    probe_interval: float = Field(2.0, gt=0, description="Mean seconds between health checks (jittered ±25%)")
+    probe_failures: int = Field(3, ge=1, description="Consecutive failed health checks before replacement")
+    zk_session_timeout: float = Field(10.0, ge=2, le=60, description="Runners' ZooKeeper session timeout")
 
     @property
     def restart_backoff(self) -> Backoff:

@@ -69,6 +69,14 @@ class Layout:
         """Request statuses: ``<requests>/<requestId>``."""
         return f"{self.state_root}/requests"
 
+    @property
+    def statuses(self) -> str:
+        """Model statuses: ``<statuses>/<name>/<version>``."""
+        return f"{self.state_root}/status"
+
+    def status(self, name: str, version: str) -> str:
+        return f"{self.statuses}/{name}/{version}"
+
     def model(self, name: str, version: str) -> str:
         return f"{self.models}/{name}/{version}"
 
@@ -82,7 +90,7 @@ class Layout:
         return f"{self.service_root}/{name}/{instance_id}"
 
     def ensure(self, client: KazooClient) -> None:
-        for path in (self.queue, self.service_root, self.models, self.requests):
+        for path in (self.queue, self.service_root, self.models, self.requests, self.statuses):
             client.ensure_path(path)
 
 

@@ -67,6 +67,8 @@ class Executor:
             self.launcher.start(self.spec_for(action.model, new_instance_id(action.model)))
         elif isinstance(action, StopInstance):
             log.info("stopping %s (%s): %s", action.instance_id, action.key, action.reason)
+            if action.failure:
+                self.record_failure(action.key, action.reason)
             self.launcher.stop(action.instance_id)
         elif isinstance(action, ForgetInstance):
             if action.failure is not None:
@@ -79,7 +81,8 @@ class Executor:
         now = self.clock.monotonic()
         delay = self.backoff.delay(previous.failures, self.rng)
         self.health[key] = Health(
-            failures=previous.failures + 1, retry_at=now + delay, last_error=reason, last_failure_at=now
+            failures=previous.failures + 1, restarts=previous.restarts + 1, retry_at=now + delay,
+            last_error=reason, last_failure_at=now,
         )
         log.info("%s: %d consecutive failure(s); next start in %.1fs", key, previous.failures + 1, delay)
 
@@ -92,4 +95,4 @@ class Executor:
             key = ModelKey(inst.name, inst.version)
             h = self.health.get(key)
             if h is not None and h.failures and now - inst.running_since >= self.stable_after:
-                self.health[key] = Health(last_error=h.last_error, last_failure_at=h.last_failure_at)
+                self.health[key] = Health(restarts=h.restarts, last_error=h.last_error, last_failure_at=h.last_failure_at)

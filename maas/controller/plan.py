@@ -15,6 +15,7 @@ class Health:
     """Per-model restart bookkeeping, kept by the executor."""
 
     failures: int = 0  # consecutive failed starts / unexpected exits
+    restarts: int = 0  # failures over the model's lifetime in this controller
     retry_at: float = 0.0  # no new start before this (monotonic) time
     last_error: str | None = None
     last_failure_at: float | None = None
@@ -30,6 +31,7 @@ class StopInstance:
     key: ModelKey
     instance_id: str
     reason: str
+    failure: bool = False  # stopped because it is unhealthy: counts towards the model's backoff
 
 
 @dataclass(frozen=True)
@@ -51,10 +53,14 @@ def plan(
     actual: Iterable[Instance],
     health: Mapping[ModelKey, Health],
     now: float,
+    *,
+    max_probe_failures: int = 3,
 ) -> list[Action]:
     """Actions that move ``actual`` towards ``desired``.
 
     - exited instances are forgotten (a failure if nobody asked them to stop);
+    - running instances that failed ``max_probe_failures`` health checks in a row are stopped
+      (a failure) and no longer count;
     - missing instances are started, unless the model is backing off after failures (or has
       a failure being recorded in this very pass);
     - surplus instances are stopped, not-yet-ready ones first, then the newest.
@@ -69,6 +75,10 @@ def plan(
             actions.append(ForgetInstance(key, inst.instance_id, failure))
             if failure is not None:
                 just_failed.add(key)  # its backoff is decided once the failure is recorded
+        elif inst.state is InstanceState.RUNNING and inst.probe_failures >= max_probe_failures:
+            reason = f"failed {inst.probe_failures} consecutive health checks ({inst.probe_reason})"
+            actions.append(StopInstance(key, inst.instance_id, reason, failure=True))
+            just_failed.add(key)
         elif inst.alive:
             alive.setdefault(key, []).append(inst)
 

@@ -11,9 +11,9 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from kazoo.client import KazooClient
+from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 
 from maas.clock import SYSTEM_CLOCK, Clock
@@ -22,9 +22,11 @@ from maas.controller.desired import DesiredModel, ModelKey, read_desired
 from maas.controller.executor import Executor
 from maas.controller.intake import Intake
 from maas.controller.plan import plan
+from maas.controller.prober import Prober
 from maas.errors import MaasError
 from maas.instance import Instance, InstanceSpec, InstanceState
 from maas.launcher import Launcher
+from maas.model_status import ModelStatus
 from maas.request import RequestState, RequestStatus
 from maas.settings import ServiceSettings
 from maas.zk import ZK_ERRORS, Layout
@@ -67,11 +69,17 @@ class Controller:
             backoff=settings.restart_backoff,
             stable_after=settings.stable_after,
         )
+        self.prober = Prober(settings.probe_interval)
         self.identifier = f"{socket.gethostname()}:{os.getpid()}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._term_over = threading.Event()  # the ZooKeeper session behind our leadership is gone
+        self._connected = threading.Event()
+        self._connected.set()
         self._pending: dict[str, _Pending] = {}
+        self._published: dict[ModelKey, ModelStatus] = {}
         self.leading = threading.Event()
+        client.add_listener(self._on_zk_state)
 
     # -- lifecycle --------------------------------------------------------------------------
     def run(self) -> None:
@@ -92,22 +100,43 @@ class Controller:
         election = getattr(self, "_election", None)
         if election is not None:
             election.cancel()
+        self.prober.stop()
+
+    def _on_zk_state(self, state: KazooState) -> None:
+        # kazoo's documented split: SUSPENDED may come back with the same session (pause, keep
+        # leadership); LOST means the session and so the election node are gone (end the term).
+        if state == KazooState.SUSPENDED:
+            self._connected.clear()
+        elif state == KazooState.LOST:
+            self._connected.clear()
+            self._term_over.set()
+        else:
+            self._connected.set()
+        self._wake.set()
 
     def wake(self) -> None:
         self._wake.set()
 
     def _lead(self) -> None:
+        """One leadership term: adopt what runs, then reconcile until stopped or the session is lost."""
         log.info("controller %s is the leader", self.identifier)
-        self.leading.set()
+        self._term_over.clear()
+        self.launcher.resync()
         self._load_pending()
-        self.client.ChildrenWatch(self.layout.queue, lambda _children: self.wake() if not self._stopping.is_set() else False)
+        self._published.clear()
+        self.prober.start()
+        self.leading.set()
+        self.client.ChildrenWatch(self.layout.queue, lambda _children: self.wake() if self.leading.is_set() else False)
         try:
-            while not self._stopping.is_set():
-                self.run_pass()
+            while not self._stopping.is_set() and not self._term_over.is_set():
+                if self._connected.is_set():
+                    self.run_pass()
                 self._wake.wait(self.settings.reconcile_interval)
                 self._wake.clear()
         finally:
             self.leading.clear()
+            if self._term_over.is_set():
+                log.warning("ZooKeeper session lost: leadership term over; standing for election again")
 
     # -- one pass ---------------------------------------------------------------------------
     def run_pass(self) -> None:
@@ -131,13 +160,67 @@ class Controller:
 
     def _reconcile(self) -> None:
         desired = {k: m for k, (m, _) in read_desired(self.client, self.layout).items()}
-        instances = self.launcher.instances()
+        instances = self._observe()
         self.executor.observe(instances)
-        actions = plan(desired, instances, self.executor.health, self.clock.monotonic())
+        actions = plan(desired, instances, self.executor.health, self.clock.monotonic(),
+                       max_probe_failures=self.settings.probe_failures)
         self.executor.execute(actions)
         if actions:
-            instances = self.launcher.instances()
+            instances = self._observe()
         self._settle_requests(desired, instances)
+        self._publish_statuses(desired, instances)
+
+    def _observe(self) -> list[Instance]:
+        """The launcher's instances, with the prober's health-check counts."""
+        instances = self.launcher.instances()
+        self.prober.update(instances)
+        result = []
+        for inst in instances:
+            failures, reason = self.prober.failures(inst.instance_id)
+            result.append(replace(inst, probe_failures=failures, probe_reason=reason) if failures else inst)
+        return result
+
+    def _publish_statuses(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance]) -> None:
+        """Write each model's status znode when it changed; drop those of models long gone."""
+        now = self.clock.monotonic()
+        keys = set(desired) | {i.key for i in instances} | set(self._published)
+        for key in sorted(keys):
+            mine = [i for i in instances if i.key == key]
+            health = self.executor.health.get(key)
+            if key not in desired and not mine:
+                if key in self._published:
+                    self._delete_quietly(self.layout.status(*key))
+                    del self._published[key]
+                continue
+            status = ModelStatus(
+                name=key[0], version=key[1],
+                desired=desired[key].instances if key in desired else 0,
+                running=sum(i.alive for i in mine),
+                ready=sum(i.state is InstanceState.RUNNING for i in mine),
+                restarts=health.restarts if health else 0,
+                last_error=health.last_error if health else None,
+                backoff_seconds=round(health.retry_at - now, 1) if health and health.retry_at > now else None,
+            )
+            if status.same_as(self._published.get(key)):
+                continue
+            path = self.layout.status(*key)
+            try:
+                if self.client.exists(path):
+                    self.client.set(path, status.to_json())
+                else:
+                    self.client.create(path, status.to_json(), makepath=True)
+            except ZK_ERRORS as exc:
+                log.warning("cannot publish status of %s: %s", key, exc)
+                continue
+            self._published[key] = status
+
+    def _delete_quietly(self, path: str) -> None:
+        try:
+            self.client.delete(path)
+        except NoNodeError:
+            pass
+        except ZK_ERRORS as exc:
+            log.warning("cannot delete %s: %s", path, exc)
 
     def _settle_requests(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance]) -> None:
         """Give pending requests their terminal status when their model has settled or failed."""

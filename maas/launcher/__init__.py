@@ -27,5 +27,9 @@ class Launcher(ABC):
     def forget(self, instance_id: str) -> None:
         """Drop an EXITED instance and whatever it left behind."""
 
+    def resync(self) -> None:
+        """Rebuild what the launcher knows from the world: adopt instances that a previous
+        controller started. Called at the start of every leadership term."""
+
     def close(self) -> None:
         """Release resources; instances keep running (a new controller adopts them)."""

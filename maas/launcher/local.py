@@ -79,23 +79,29 @@ class LocalLauncher(Launcher):
         self.clock = clock
         self.python = python
         self._tracked: dict[str, _Tracked] = {}
-        self._adopt()
 
     # -- adoption ---------------------------------------------------------------------------
-    def _adopt(self) -> None:
+    def resync(self) -> None:
+        """Forget what this launcher believed and adopt the live runners under the work root;
+        clean up after the dead ones. Called when this controller becomes the leader."""
+        self._tracked.clear()
         for inst_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             try:
                 spec = InstanceSpec.model_validate_json((inst_dir / SPEC_FILE).read_text())
                 pid = int((inst_dir / PID_FILE).read_text())
             except (OSError, ValueError):
-                log.warning("removing unusable instance directory %s", inst_dir)
-                shutil.rmtree(inst_dir, ignore_errors=True)
-                continue
+                if time.time() - inst_dir.stat().st_mtime > 60:
+                    log.warning("removing unusable instance directory %s", inst_dir)
+                    shutil.rmtree(inst_dir, ignore_errors=True)
+                continue  # else: being created right now by another launcher
             if _is_runner(pid, inst_dir) and _pid_alive(pid):
                 now = self.clock.monotonic()
-                tracked = _Tracked(spec=spec, dir=inst_dir, pid=pid, started_at=now)
+                status = read_json(inst_dir / STATUS_FILE) or {}
+                running = status.get("state") == "running"
+                tracked = _Tracked(spec=spec, dir=inst_dir, pid=pid, started_at=now,
+                                   running_since=now if running else None)
                 self._tracked[spec.instance_id] = tracked
-                log.info("adopted running instance %s (runner pid %d)", spec.instance_id, pid)
+                log.info("adopted instance %s (runner pid %d)", spec.instance_id, pid)
             else:
                 # A runner that died with its controller away: clean up what it left.
                 status = read_json(inst_dir / STATUS_FILE) or {}
@@ -121,6 +127,7 @@ class LocalLauncher(Launcher):
         except OSError as exc:
             shutil.rmtree(inst_dir, ignore_errors=True)
             raise LauncherError(f"cannot start runner for {spec.instance_id}: {exc}") from exc
+        (inst_dir / PID_FILE).write_text(str(proc.pid))
         self._tracked[spec.instance_id] = _Tracked(
             spec=spec, dir=inst_dir, pid=proc.pid, proc=proc, started_at=self.clock.monotonic()
         )
