@@ -12,7 +12,7 @@ from maas.config import DEFAULT_CONFIG_PATH
 from maas.errors import MaasError
 from deploy_client.api import DeployClient
 
-MODES = ["ADD", "REMOVE", "LIST", "SCALE"]
+MODES = ["ADD", "REMOVE", "LIST", "SCALE", "STATUS"]
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,7 +44,7 @@ def main(
 ) -> None:
     """Deploy models to a MaaS cluster."""
     mode = mode.upper()
-    if mode != "LIST":
+    if mode not in ("LIST", "STATUS"):
         missing = [opt for opt, val in (("-n/--name", name), ("-v/--version", version)) if not val]
         if mode in ("ADD", "SCALE") and not hdfs_model_path:
             missing.append("-hmp/--hdfs_model_path")
@@ -59,6 +59,9 @@ def main(
                     click.echo(f"Model {model} @ {model_version}")
                     for endpoint in endpoints:
                         click.echo(f"\t{endpoint.url}")
+                return
+            if mode == "STATUS":
+                print_statuses(client, name, version)
                 return
             if local_model_path is not None:
                 assert hdfs_model_path is not None
@@ -75,6 +78,20 @@ def main(
     except MaasError as exc:
         click.echo(f"maas_deploy: {exc}", err=True)
         sys.exit(exc.exit_code)
+
+
+def print_statuses(client: DeployClient, name: str | None, version: str | None) -> None:
+    rows = [("MODEL", "VERSION", "DESIRED", "RUNNING", "READY", "RESTARTS", "LAST ERROR")]
+    for st in client.model_statuses():
+        if (name and st.name != name) or (version and st.version != version):
+            continue
+        error = st.last_error or ""
+        if st.backoff_seconds:
+            error = f"[next start in {st.backoff_seconds:.0f}s] {error}"
+        rows.append((st.name, st.version, str(st.desired), str(st.running), str(st.ready), str(st.restarts), error))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1])
 
 
 if __name__ == "__main__":
