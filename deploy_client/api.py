@@ -10,7 +10,9 @@ from kazoo.exceptions import NoNodeError
 from kazoo.recipe.queue import Queue
 
 from maas.config import DEFAULT_CONFIG_PATH, MaasConfig
+from maas.discovery import version_key
 from maas.errors import CoordinationError, RequestError, RequestFailed
+from maas.model_status import ModelStatus
 from maas.registration import Endpoint
 from maas.request import Action, ModelRequest, RequestState, RequestStatus
 from maas.retry import wait_until
@@ -97,6 +99,24 @@ class DeployClient:
         if status.state is RequestState.FAILED:
             raise RequestFailed(f"request {request_id} failed: {status.reason}")
         return status
+
+    def model_statuses(self) -> list[ModelStatus]:
+        """What the controller last published for every model."""
+        result = []
+        root = self.layout.statuses
+        try:
+            for name in self.client.get_children(root):
+                for version in self.client.get_children(f"{root}/{name}"):
+                    try:
+                        data, _ = self.client.get(self.layout.status(name, version))
+                        result.append(ModelStatus.model_validate_json(data))
+                    except (NoNodeError, ValueError):
+                        continue
+        except NoNodeError:
+            return []
+        except ZK_ERRORS as exc:
+            raise CoordinationError(f"cannot read model statuses under {root}: {exc}") from exc
+        return sorted(result, key=lambda m: (m.name, version_key(m.version)))
 
     # -- endpoints --------------------------------------------------------------------------
     def list(self, name: str | None = None, version: str | None = None) -> dict[tuple[str, str], list[Endpoint]]:

@@ -62,7 +62,8 @@ def main(
 ) -> None:
     """Run the MaaS controller."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("kazoo").setLevel(logging.WARNING)
+    for noisy in ("kazoo", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         settings = ServiceSettings(
             zk_quorum=zk_quorum,

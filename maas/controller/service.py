@@ -230,7 +230,10 @@ class Controller:
             health = self.executor.health.get(key)
             mine = [i for i in instances if i.key == key]
             want = desired[key].instances if key in desired else 0
-            if health is not None and health.last_failure_at is not None and health.last_failure_at >= pending.since:
+            failed_since = (
+                health is not None and health.last_failure_at is not None and health.last_failure_at >= pending.since
+            )
+            if failed_since and want > 0:  # a removal is not failed by the instances it removes
                 final = RequestStatus(
                     requestId=request_id, state=RequestState.FAILED, reason=health.last_error,
                     name=status.name, version=status.version, action=status.action, target=status.target,
