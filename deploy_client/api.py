@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import ConnectionLoss, NoNodeError, OperationTimeoutError, SessionExpiredError
 from kazoo.recipe.queue import Queue
 
 from maas.config import DEFAULT_CONFIG_PATH, MaasConfig
@@ -15,9 +15,13 @@ from maas.errors import CoordinationError, RequestError, RequestFailed
 from maas.model_status import ModelStatus
 from maas.registration import Endpoint
 from maas.request import Action, ModelRequest, RequestState, RequestStatus
-from maas.retry import wait_until
+from maas.retry import Backoff, retry, wait_until
 from maas.store import open_store, split_uri
 from maas.zk import ZK_ERRORS, Layout, connect, read_config
+
+
+#: Errors after which a ZooKeeper call may succeed if made again.
+RETRYABLE = (ConnectionLoss, OperationTimeoutError, SessionExpiredError)
 
 
 class DeployClient:
@@ -28,6 +32,8 @@ class DeployClient:
         self.client = client or connect(zk_quorum)
         self.config: MaasConfig = read_config(self.client, config_path)
         self.layout = Layout.from_config(self.config)
+        #: Seconds a call keeps retrying through ZooKeeper connection loss (e.g. a leader election).
+        self.retry_deadline = 30.0
 
     def close(self) -> None:
         if self._own_client:
@@ -72,8 +78,12 @@ class DeployClient:
             )
         except ValueError as exc:
             raise RequestError(f"invalid request: {exc}") from exc
+        queue = Queue(self.client, self.layout.queue)
         try:
-            Queue(self.client, self.layout.queue).put(request.to_json())
+            # A put that hit a connection loss may or may not have landed; putting it again is
+            # safe because the controller applies a requestId once and drops its duplicates.
+            retry(lambda: queue.put(request.to_json()), retry_on=RETRYABLE, deadline=self.retry_deadline,
+                  backoff=Backoff(initial=0.2, max_delay=2.0))
         except ZK_ERRORS as exc:
             raise CoordinationError(f"cannot queue request at {self.layout.queue}: {exc}") from exc
         assert request.request_id is not None
@@ -81,7 +91,8 @@ class DeployClient:
 
     def status(self, request_id: str) -> RequestStatus | None:
         try:
-            data, _ = self.client.get(self.layout.request(request_id))
+            data, _ = retry(lambda: self.client.get(self.layout.request(request_id)), retry_on=RETRYABLE,
+                            deadline=self.retry_deadline, backoff=Backoff(initial=0.2, max_delay=2.0))
         except NoNodeError:
             return None
         except ZK_ERRORS as exc:
