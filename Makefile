@@ -9,7 +9,7 @@ ZK_JAR := /usr/share/java/zookeeper.jar
 DGA_MODEL := examples/dga/payload/model.onnx
 PYTEST_ARGS ?=
 
-.PHONY: all install zookeeper model demo test clean
+.PHONY: all install zookeeper model demo test bench clean
 
 all: test
 
@@ -37,6 +37,9 @@ demo: install zookeeper model
 
 test: install zookeeper model
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: install zookeeper model
+	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .run $(DGA_MODEL) .pytest_cache

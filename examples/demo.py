@@ -65,7 +65,8 @@ def main() -> int:
             stdout=log, stderr=subprocess.STDOUT,
         )
         client = connect(quorum)
-        wait_until(lambda: read_config(client).store_uri.endswith("/store"), timeout=30,
+        store_uri = f"file://{run_dir / 'store'}"
+        wait_until(lambda: read_config(client).store_uri == store_uri, timeout=30,
                    what="the controller to publish its configuration")
 
         step("Deploying the DGA model (maas_deploy -mo ADD)")

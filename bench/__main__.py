@@ -1,0 +1,40 @@
+"""``python -m bench [scenario …]``: run benchmark scenarios, print a table, save JSON."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.common import environment
+
+SCENARIOS = ["control_plane"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("scenarios", nargs="*", default=SCENARIOS, choices=SCENARIOS)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latest.json")
+    args = parser.parse_args(argv)
+    env = environment()
+    print("environment: " + ", ".join(f"{k}={v}" for k, v in env.items()), flush=True)
+    results = []
+    for name in args.scenarios:
+        t0 = time.monotonic()
+        print(f"\n== {name}", flush=True)
+        module = importlib.import_module(f"bench.{name}")
+        for r in module.run():
+            results.append(r)
+            print(f"  {r.metric:52} {r.value:12.1f} {r.unit:6} {r.note}", flush=True)
+        print(f"  ({time.monotonic() - t0:.0f}s)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"environment": env, "results": [r.as_dict() for r in results]}, indent=2))
+    print(f"\nresults written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
