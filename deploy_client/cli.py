@@ -10,9 +10,12 @@ import click
 
 from maas.config import DEFAULT_CONFIG_PATH
 from maas.errors import MaasError
+from maas.store import UploadResult
 from deploy_client.api import DeployClient
 
 MODES = ["ADD", "REMOVE", "LIST", "SCALE", "STATUS"]
+#: Payloads smaller than this upload without a progress bar.
+PROGRESS_MIN_BYTES = 8 << 20
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,6 +30,7 @@ MODES = ["ADD", "REMOVE", "LIST", "SCALE", "STATUS"]
 @click.option("-hmp", "--hdfs_model_path", help="Payload path in the model store (or a store URI)")
 @click.option("-lmp", "--local_model_path", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Local payload directory to upload to --hdfs_model_path first")
+@click.option("--force", is_flag=True, help="Replace a different payload already at --hdfs_model_path")
 @click.option("--wait/--no-wait", default=False, show_default=True, help="Wait for the request's terminal status")
 @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds --wait waits")
 def main(
@@ -39,6 +43,7 @@ def main(
     memory: int,
     hdfs_model_path: str | None,
     local_model_path: Path | None,
+    force: bool,
     wait: bool,
     timeout: float,
 ) -> None:
@@ -65,8 +70,11 @@ def main(
                 return
             if local_model_path is not None:
                 assert hdfs_model_path is not None
-                store_uri, path = client.upload(local_model_path, hdfs_model_path)
-                click.echo(f"Uploaded {local_model_path} to {store_uri}{path}")
+                store_uri, path, result = upload_with_progress(client, local_model_path, hdfs_model_path, force)
+                if result.changed:
+                    click.echo(f"Uploaded {local_model_path} to {store_uri}{path} (sha256 {result.digest[:12]})")
+                else:
+                    click.echo(f"{store_uri}{path} already holds this payload (sha256 {result.digest[:12]})")
             assert name is not None and version is not None
             request_id = client.submit(
                 mode, name, version, num_instances=num_instances, memory=memory, path=hdfs_model_path
@@ -78,6 +86,20 @@ def main(
     except MaasError as exc:
         click.echo(f"maas_deploy: {exc}", err=True)
         sys.exit(exc.exit_code)
+
+
+def upload_with_progress(client: DeployClient, local: Path, store_path: str, force: bool) -> tuple[str, str, UploadResult]:
+    """Upload, with a progress bar when a terminal watches and the payload is large."""
+    total = sum(p.stat().st_size for p in local.rglob("*") if p.is_file())
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        return client.upload(local, store_path, force=force)
+    done: dict[str, int] = {}
+    with click.progressbar(length=total, label="Uploading", file=sys.stderr) as bar:
+        def progress(rel: str, sent: int, _size: int) -> None:
+            bar.update(sent - done.get(rel, 0))
+            done[rel] = sent
+
+        return client.upload(local, store_path, force=force, progress=progress)
 
 
 def print_statuses(client: DeployClient, name: str | None, version: str | None) -> None:

@@ -48,6 +48,12 @@ class MaasConfig(BaseModel):
     store_uri: str = Field(DEFAULT_STORE_URI, alias="storeUri")
     #: Which launcher runs instances.
     launcher: Literal["local"] = "local"
+    #: Largest payload the store accepts and runners download, in MB.
+    max_payload_mb: int = Field(4096, alias="maxPayloadMB", gt=0)
+
+    @property
+    def max_payload_bytes(self) -> int:
+        return self.max_payload_mb << 20
 
     _check_roots = field_validator("service_root", "state_root")(staticmethod(_znode_path))
 

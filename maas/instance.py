@@ -39,6 +39,10 @@ class InstanceSpec(BaseModel):
     #: Seconds the service has to exit after SIGTERM before it is killed.
     stop_grace: float = 10.0
     zk_session_timeout: float = 10.0
+    #: The node's payload cache directory (None: download every time).
+    cache_dir: str | None = None
+    #: Refuse payloads larger than this many bytes.
+    max_payload_bytes: int | None = None
 
 
 class InstanceState(str, Enum):

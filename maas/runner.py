@@ -37,7 +37,8 @@ from maas.probe import check_http
 from maas.registration import Endpoint
 from maas.retry import Backoff
 from maas.store import open_store
-from maas.zk import ZK_ERRORS, Layout, connect, read_config
+from maas.store.cache import PayloadCache
+from maas.zk import ZK_ERRORS, describe, Layout, connect, read_config
 
 log = logging.getLogger("maas.runner")
 
@@ -138,9 +139,12 @@ class Runner:
 
     def localize(self) -> str:
         """Copy the payload into the working directory; return its script's name."""
-        store = open_store(self.spec.store_uri)
+        store = open_store(self.spec.store_uri, max_payload_bytes=self.spec.max_payload_bytes)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        store.download(self.spec.path, self.workdir)
+        if self.spec.cache_dir:
+            PayloadCache(Path(self.spec.cache_dir)).localize(store, self.spec.path, self.workdir)
+        else:
+            store.download(self.spec.path, self.workdir)
         files = [str(p.relative_to(self.workdir)) for p in self.workdir.rglob("*") if p.is_file()]
         return find_script(files)
 
@@ -254,7 +258,7 @@ class Runner:
                 self.client.delete(self.reg_path)
                 self.client.create(self.reg_path, self.endpoint.to_json(), ephemeral=True, makepath=True)
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot register {self.reg_path}: {exc}") from exc
+            raise CoordinationError(f"cannot register {self.reg_path}: {describe(exc)}") from exc
         log.info("registered %s at %s", self.reg_path, self.endpoint.url)
 
     def deregister(self) -> None:

@@ -23,6 +23,12 @@ log = logging.getLogger(__name__)
 ZK_ERRORS: tuple[type[BaseException], ...] = (KazooException, KazooTimeoutError)
 
 
+def describe(exc: BaseException) -> str:
+    """A readable cause for a kazoo error (many have an empty message)."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def connect(
     quorum: str,
     *,
@@ -43,7 +49,7 @@ def connect(
         client.start(timeout=timeout)
     except ZK_ERRORS as exc:
         client.close()
-        raise CoordinationError(f"cannot connect to ZooKeeper at {quorum}: {exc or type(exc).__name__}") from exc
+        raise CoordinationError(f"cannot connect to ZooKeeper at {quorum}: {describe(exc)}") from exc
     return client
 
 
@@ -101,7 +107,7 @@ def read_config(client: KazooClient, path: str = DEFAULT_CONFIG_PATH) -> MaasCon
     except NoNodeError:
         return MaasConfig()
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot read config znode {path}: {exc}") from exc
+        raise CoordinationError(f"cannot read config znode {path}: {describe(exc)}") from exc
     return MaasConfig.from_json(data, source=f"config znode {path}")
 
 
@@ -114,4 +120,4 @@ def publish_config(client: KazooClient, config: MaasConfig, path: str = DEFAULT_
         except NodeExistsError:
             client.set(path, data)
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot write config znode {path}: {exc}") from exc
+        raise CoordinationError(f"cannot write config znode {path}: {describe(exc)}") from exc

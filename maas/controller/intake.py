@@ -22,7 +22,7 @@ from maas.errors import CoordinationError, MaasError, RequestError
 from maas.payload import find_script
 from maas.request import Action, ModelRequest, RequestState, RequestStatus, parse_request
 from maas.store import open_store, split_uri
-from maas.zk import ZK_ERRORS, Layout
+from maas.zk import ZK_ERRORS, describe, Layout
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ PayloadCheck = Callable[[str, str], None]
 
 
 def check_payload_in_store(store_uri: str, path: str) -> None:
-    """The payload at ``path`` exists and holds exactly one ``*.sh``."""
+    """The payload at ``path`` exists and holds exactly one ``*.sh`` (its manifest, if any, is readable)."""
     find_script(open_store(store_uri).list(path))
 
 
@@ -65,7 +65,7 @@ class Intake:
         except NoNodeError:
             return []
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot list queue {self.layout.queue}: {exc}") from exc
+            raise CoordinationError(f"cannot list queue {self.layout.queue}: {describe(exc)}") from exc
 
     def apply_next(self) -> Outcome | None:
         """Apply the queue's head item; None when the queue is empty."""
@@ -79,7 +79,7 @@ class Intake:
         except NoNodeError:
             return self.apply_next()
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot read queue item {item_path}: {exc}") from exc
+            raise CoordinationError(f"cannot read queue item {item_path}: {describe(exc)}") from exc
 
         desired = read_desired(self.client, self.layout)
         txn = self.client.transaction()
@@ -106,7 +106,7 @@ class Intake:
         try:
             results = txn.commit()
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot apply queue item {item}: {exc}") from exc
+            raise CoordinationError(f"cannot apply queue item {item}: {describe(exc)}") from exc
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             # Someone changed the state under us (another controller, or a re-run): re-read and retry.

@@ -29,9 +29,12 @@ from maas.launcher import Launcher
 from maas.model_status import ModelStatus
 from maas.request import RequestState, RequestStatus
 from maas.settings import ServiceSettings
-from maas.zk import ZK_ERRORS, Layout
+from maas.retry import Backoff
+from maas.zk import ZK_ERRORS, Layout, describe
 
 log = logging.getLogger(__name__)
+
+RETRY_BACKOFF = Backoff(initial=0.2, max_delay=5.0)
 
 #: Requests applied per pass before instances are reconciled (keeps a flood from starving it).
 MAX_REQUESTS_PER_PASS = 100
@@ -77,22 +80,31 @@ class Controller:
         self._connected = threading.Event()
         self._connected.set()
         self._pending: dict[str, _Pending] = {}
+        self._resync_pending = False
         self._published: dict[ModelKey, ModelStatus] = {}
         self.leading = threading.Event()
         client.add_listener(self._on_zk_state)
 
     # -- lifecycle --------------------------------------------------------------------------
     def run(self) -> None:
-        self.layout.ensure(self.client)
         election = self.client.Election(f"{self.layout.state_root}/leader", self.identifier)
         self._election = election
         log.info("controller %s waiting for leadership", self.identifier)
+        attempt = 0
         while not self._stopping.is_set():
             try:
+                self.layout.ensure(self.client)
                 election.run(self._lead)
+                attempt = 0
             except ZK_ERRORS as exc:
-                log.warning("election interrupted (%s); retrying", exc)
-                self._stopping.wait(1.0)
+                pause = RETRY_BACKOFF.delay(attempt)
+                attempt += 1
+                log.warning("election interrupted (%s); retrying in %.1fs", describe(exc), pause)
+                self._stopping.wait(pause)
+            except Exception:  # never let the controller thread die
+                log.exception("controller loop crashed; restarting it")
+                self._stopping.wait(RETRY_BACKOFF.delay(attempt))
+                attempt += 1
 
     def stop(self) -> None:
         self._stopping.set()
@@ -122,6 +134,7 @@ class Controller:
         log.info("controller %s is the leader", self.identifier)
         self._term_over.clear()
         self.launcher.resync()
+        self._pending.clear()
         self._load_pending()
         self._published.clear()
         self.prober.start()
@@ -150,8 +163,16 @@ class Controller:
                 log.exception("%s crashed; continuing", step.__name__)
 
     def _drain_queue(self) -> None:
+        if self._resync_pending:
+            self._load_pending()
         for _ in range(MAX_REQUESTS_PER_PASS):
-            outcome = self.intake.apply_next()
+            try:
+                outcome = self.intake.apply_next()
+            except MaasError:
+                # A transaction cut by connection loss may have committed: learn its outcome
+                # from the status znodes once ZooKeeper answers again.
+                self._resync_pending = True
+                raise
             if outcome is None:
                 return
             if not outcome.status.state.terminal:
@@ -255,8 +276,8 @@ class Controller:
             log.info("request %s: %s%s", request_id, final.state.value, f" ({final.reason})" if final.reason else "")
 
     def _load_pending(self) -> None:
-        """Pick up the non-terminal requests a previous leader left."""
-        self._pending.clear()
+        """Pick up the non-terminal requests recorded in ZooKeeper that are not tracked yet
+        (left by a previous leader, or applied by a transaction whose reply was lost)."""
         now = self.clock.monotonic()
         try:
             ids = self.client.get_children(self.layout.requests)
@@ -268,8 +289,9 @@ class Controller:
                 status = RequestStatus.from_json(data)
             except (NoNodeError, ValueError):
                 continue
-            if not status.state.terminal:
+            if not status.state.terminal and request_id not in self._pending:
                 self._pending[request_id] = _Pending(status, now)
+        self._resync_pending = False
 
     def _spec_for(self, model: DesiredModel, instance_id: str) -> InstanceSpec:
         s = self.settings
@@ -290,4 +312,6 @@ class Controller:
             drain_seconds=s.drain_seconds,
             stop_grace=s.stop_grace,
             zk_session_timeout=s.zk_session_timeout,
+            cache_dir=str(s.work_dir.resolve() / "cache"),
+            max_payload_bytes=self.config.max_payload_bytes,
         )

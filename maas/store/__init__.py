@@ -2,41 +2,175 @@
 
 A store maps *store paths* (absolute, ``/models/dga/1.0``) to payload directories. The
 controller checks payloads there, the runner localizes them from there, and ``maas_deploy -lmp``
-uploads them there. ``file://`` is the embedded default; other schemes plug in through
-:data:`_SCHEMES`.
+uploads them there.
+
+:class:`ModelStore` holds the protocol that makes a store trustworthy, once for every backend:
+uploads go to a temporary name with a sha256 manifest and are committed by one rename; a
+(name, version) payload is immutable unless forced (an identical re-upload is a no-op);
+downloads verify every checksum. Backends only provide a handful of primitives. ``file://`` is
+the embedded default; other schemes register in :data:`_SCHEMES`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import posixpath
+import uuid
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
-from maas.errors import StoreError
+from maas.errors import PayloadError, StoreError
+from maas.store.manifest import MANIFEST_NAME, Manifest, check_relative, scan_directory
+
+log = logging.getLogger(__name__)
+
+#: Default limit on a payload's total size.
+DEFAULT_MAX_PAYLOAD_BYTES = 4 << 30
+
+Progress = Callable[[str, int, int], None]  # (relative path, bytes done, file size)
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    digest: str
+    changed: bool  # False when the identical payload was already there
 
 
 class ModelStore(ABC):
-    """What the control plane needs from a model store."""
+    """A store of payload directories."""
 
     uri: str
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+
+    # -- primitives each backend provides (paths are normalized absolute store paths) ---------
+    @abstractmethod
+    def _walk(self, path: str) -> list[tuple[str, int]]:
+        """(relative path, size) of every file below the directory ``path``; StoreError if absent."""
 
     @abstractmethod
-    def upload(self, local_dir: Path, path: str, *, force: bool = False) -> None:
-        """Copy the directory ``local_dir`` to ``path``, replacing it atomically."""
+    def _is_dir(self, path: str) -> bool: ...
 
     @abstractmethod
-    def download(self, path: str, dest: Path) -> None:
-        """Copy the payload at ``path`` into the (existing, empty) directory ``dest``."""
+    def _read(self, path: str) -> Iterator[bytes]:
+        """The file's content in chunks."""
 
     @abstractmethod
-    def list(self, path: str) -> list[str]:
-        """Relative paths of the files under ``path`` (recursively), sorted."""
+    def _write(self, path: str, chunks: Iterable[bytes]) -> None:
+        """Create (or overwrite) a file, creating parent directories."""
 
     @abstractmethod
+    def _rename(self, src: str, dst: str) -> None:
+        """Rename a directory; StoreError if ``dst`` exists."""
+
+    @abstractmethod
+    def _delete(self, path: str) -> None:
+        """Delete a file or directory tree; no error if absent."""
+
+    # -- protocol ---------------------------------------------------------------------------
     def exists(self, path: str) -> bool:
-        """Whether a payload exists at ``path``."""
+        return self._is_dir(normalize_path(path))
+
+    def manifest(self, path: str) -> Manifest | None:
+        """The payload's manifest; None for a payload put there by other tools (no manifest)."""
+        path = normalize_path(path)
+        if not self._is_dir(path):
+            raise StoreError(f"{self.uri}: no payload at {path}")
+        try:
+            data = b"".join(self._read(join(path, MANIFEST_NAME)))
+        except StoreError:
+            return None
+        return Manifest.from_json(data, source=f"{self.uri}{path}")
+
+    def list(self, path: str) -> list[str]:
+        """Relative paths of the payload's files, sorted."""
+        path = normalize_path(path)
+        manifest = self.manifest(path)
+        if manifest is not None:
+            return manifest.paths()
+        return sorted(rel for rel, _ in self._walk(path) if rel != MANIFEST_NAME)
+
+    def upload(self, local_dir: Path, path: str, *, force: bool = False, progress: Progress | None = None) -> UploadResult:
+        """Upload the directory ``local_dir`` as the payload at ``path``, atomically."""
+        path = normalize_path(path)
+        if path == "/":
+            raise StoreError(f"{self.uri}: refusing to upload onto the store root")
+        manifest = scan_directory(Path(local_dir), max_bytes=self.max_payload_bytes)
+        if self._is_dir(path):
+            current = self.manifest(path)
+            if current is not None and current.digest == manifest.digest:
+                return UploadResult(manifest.digest, changed=False)
+            if not force:
+                raise StoreError(
+                    f"{self.uri}: a different payload is already at {path}; payloads are immutable "
+                    "(upload under a new version, or force the replacement)"
+                )
+        parent, name = posixpath.split(path)
+        tmp = join(parent, f".{name}.uploading-{uuid.uuid4().hex[:12]}")
+        try:
+            for entry in manifest.files:
+                self._write(join(tmp, entry.path), _read_local(Path(local_dir) / entry.path, entry.path, entry.size, progress))
+            self._write(join(tmp, MANIFEST_NAME), [manifest.to_json()])
+            if self._is_dir(path):  # forced replacement
+                old = join(parent, f".{name}.replaced-{uuid.uuid4().hex[:12]}")
+                self._rename(path, old)
+                self._rename(tmp, path)
+                self._delete(old)
+            else:
+                self._rename(tmp, path)
+        except BaseException:
+            self._delete(tmp)
+            raise
+        log.info("uploaded %s to %s%s (%d files, %d bytes)", local_dir, self.uri, path, len(manifest.files),
+                 manifest.total_size)
+        return UploadResult(manifest.digest, changed=True)
+
+    def download(self, path: str, dest: Path) -> Manifest | None:
+        """Copy the payload into the existing directory ``dest``, verifying every checksum."""
+        path = normalize_path(path)
+        manifest = self.manifest(path)
+        if manifest is None:
+            log.warning("%s%s has no manifest: downloading it unverified", self.uri, path)
+            for rel, _size in self._walk(path):
+                self._download_file(join(path, check_relative(rel)), dest / rel, None)
+            return None
+        if manifest.total_size > self.max_payload_bytes:
+            raise PayloadError(f"{self.uri}{path} is larger than the limit of {self.max_payload_bytes} bytes")
+        for entry in manifest.files:
+            self._download_file(join(path, entry.path), dest / entry.path, entry.sha256)
+        return manifest
+
+    def _download_file(self, src: str, target: Path, sha256: str | None) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with open(target, "wb") as fh:
+            for chunk in self._read(src):
+                digest.update(chunk)
+                fh.write(chunk)
+        if sha256 is not None and digest.hexdigest() != sha256:
+            raise PayloadError(
+                f"{self.uri}{src}: checksum mismatch (manifest sha256 {sha256[:12]}…, got {digest.hexdigest()[:12]}…); "
+                "the stored payload is corrupt"
+            )
+
+
+def _read_local(full: Path, rel: str, size: int, progress: Progress | None) -> Iterator[bytes]:
+    done = 0
+    with open(full, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            done += len(chunk)
+            if progress is not None:
+                progress(rel, done, size)
+            yield chunk
+    if progress is not None and size == 0:
+        progress(rel, 0, 0)
+
+
+def join(base: str, rel: str) -> str:
+    return base.rstrip("/") + "/" + rel
 
 
 def normalize_path(path: str) -> str:
@@ -57,12 +191,15 @@ def supported_schemes() -> list[str]:
     return sorted(_SCHEMES)
 
 
-def open_store(uri: str) -> ModelStore:
+def open_store(uri: str, *, max_payload_bytes: int | None = None) -> ModelStore:
     """The store for ``uri``."""
     factory = _SCHEMES.get(uri_scheme(uri))
     if factory is None:
         raise StoreError(f"unsupported store URI {uri!r}; supported schemes: {', '.join(supported_schemes())}")
-    return factory(uri)
+    store = factory(uri)
+    if max_payload_bytes is not None:
+        store.max_payload_bytes = max_payload_bytes
+    return store
 
 
 def split_uri(path_or_uri: str, default_store: str) -> tuple[str, str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
+from typing import Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
 from maas.errors import StoreError
@@ -13,7 +13,7 @@ from maas.store import ModelStore, normalize_path
 
 
 class FileStore(ModelStore):
-    """Payloads stored as directories below ``root``; uploads are committed by a rename."""
+    """Payloads stored as directories below ``root``."""
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -34,46 +34,56 @@ class FileStore(ModelStore):
 
     def _local(self, path: str) -> Path:
         rel = normalize_path(path).lstrip("/")
-        local = (self.root / rel).resolve()
-        if local != self.root and self.root not in local.parents:
+        local = self.root / rel
+        real = local.resolve()
+        if real != self.root and self.root not in real.parents:
             raise StoreError(f"{self.uri}: path {path!r} escapes the store")
         return local
 
-    def upload(self, local_dir: Path, path: str, *, force: bool = False) -> None:
-        src = Path(local_dir)
-        if not src.is_dir():
-            raise StoreError(f"cannot upload {src}: not a directory")
-        dest = self._local(path)
-        if dest == self.root:
-            raise StoreError(f"{self.uri}: refusing to upload onto the store root")
-        tmp = dest.parent / f".{dest.name}.uploading-{uuid.uuid4().hex}"
-        old = dest.parent / f".{dest.name}.replaced-{uuid.uuid4().hex}"
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(src, tmp, symlinks=False)
-            if dest.exists():
-                os.rename(dest, old)
-            os.rename(tmp, dest)
-        except OSError as exc:
-            raise StoreError(f"{self.uri}: cannot upload {src} to {path}: {exc.strerror or exc}") from exc
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(old, ignore_errors=True)
+    def _fail(self, what: str, path: str, exc: OSError) -> StoreError:
+        return StoreError(f"{self.uri}: cannot {what} {path}: {exc.strerror or exc}")
 
-    def download(self, path: str, dest: Path) -> None:
-        src = self._local(path)
-        if not src.is_dir():
+    def _walk(self, path: str) -> list[tuple[str, int]]:
+        base = self._local(path)
+        if not base.is_dir():
             raise StoreError(f"{self.uri}: no payload at {path}")
-        try:
-            shutil.copytree(src, dest, symlinks=False, dirs_exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"{self.uri}: cannot download {path}: {exc}") from exc
+        return sorted((p.relative_to(base).as_posix(), p.stat().st_size) for p in base.rglob("*") if p.is_file())
 
-    def list(self, path: str) -> list[str]:
-        src = self._local(path)
-        if not src.is_dir():
-            raise StoreError(f"{self.uri}: no payload at {path}")
-        return sorted(str(p.relative_to(src)) for p in src.rglob("*") if p.is_file())
-
-    def exists(self, path: str) -> bool:
+    def _is_dir(self, path: str) -> bool:
         return self._local(path).is_dir()
+
+    def _read(self, path: str) -> Iterator[bytes]:
+        local = self._local(path)
+        try:
+            fh = open(local, "rb")
+        except OSError as exc:
+            raise self._fail("read", path, exc) from exc
+        with fh:
+            while chunk := fh.read(1 << 20):
+                yield chunk
+
+    def _write(self, path: str, chunks: Iterable[bytes]) -> None:
+        local = self._local(path)
+        try:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            with open(local, "wb") as fh:
+                for chunk in chunks:
+                    fh.write(chunk)
+        except OSError as exc:
+            raise self._fail("write", path, exc) from exc
+
+    def _rename(self, src: str, dst: str) -> None:
+        target = self._local(dst)
+        if target.exists():
+            raise StoreError(f"{self.uri}: cannot rename {src} to {dst}: target exists")
+        try:
+            os.rename(self._local(src), target)
+        except OSError as exc:
+            raise self._fail("rename", src, exc) from exc
+
+    def _delete(self, path: str) -> None:
+        local = self._local(path)
+        if local.is_dir() and not local.is_symlink():
+            shutil.rmtree(local, ignore_errors=True)
+        else:
+            local.unlink(missing_ok=True)

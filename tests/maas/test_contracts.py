@@ -16,7 +16,6 @@ from maas.request import Action, parse_request
 from maas.retry import Backoff, retry
 from maas.clock import FakeClock
 from maas.store import normalize_path, split_uri
-from maas.store.file import FileStore
 
 
 def test_config_defaults_are_metrons_and_unknown_keys_survive() -> None:
@@ -91,27 +90,6 @@ def test_store_paths_refuse_escape(tmp_path: Path) -> None:
         with pytest.raises(StoreError):
             normalize_path(bad)
     assert split_uri("/m/x", "file:///s") == ("file:///s", "/m/x")
-
-
-def test_file_store_upload_replaces_atomically_and_downloads(tmp_path: Path) -> None:
-    src = tmp_path / "src"
-    (src / "sub").mkdir(parents=True)
-    (src / "run.sh").write_text("echo")
-    (src / "sub" / "w.bin").write_bytes(b"\x00\x01")
-    store = FileStore(tmp_path / "store")
-    store.upload(src, "/models/m/1")
-    assert store.list("/models/m/1") == ["run.sh", "sub/w.bin"]
-    (src / "run.sh").unlink()
-    (src / "new.sh").write_text("echo 2")
-    store.upload(src, "/models/m/1")
-    assert store.list("/models/m/1") == ["new.sh", "sub/w.bin"]
-    dest = tmp_path / "dest"
-    dest.mkdir()
-    store.download("/models/m/1", dest)
-    assert (dest / "sub" / "w.bin").read_bytes() == b"\x00\x01"
-    assert not [p for p in (tmp_path / "store" / "models" / "m").iterdir() if p.name.startswith(".")]
-    with pytest.raises(StoreError, match="no payload"):
-        store.list("/models/none")
 
 
 def test_retry_backoff_deadline_with_fake_clock() -> None:

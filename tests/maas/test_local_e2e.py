@@ -57,6 +57,9 @@ def test_add_call_kill_remove(cluster: Cluster) -> None:
         answer = httpx.get(payload["endpoint"]["url"] + "/apply", params={"host": "x"}).json()
         assert answer == {"host": "x", "instance": instance_id, "version": "1.0"}
 
+    # Both instances were localized through the node cache: one verified copy of the payload.
+    assert len([p for p in (cluster.work / "cache").iterdir() if not p.name.startswith(".")]) == 1
+
     listing = cluster.maas_deploy("-mo", "LIST").stdout.splitlines()
     assert listing[0] == "Model echo @ 1.0"
     assert sorted(line.strip() for line in listing[1:]) == sorted(r["payload"]["endpoint"]["url"] for r in regs.values())
