@@ -222,4 +222,15 @@ def _file_store(uri: str) -> ModelStore:
     return FileStore.from_uri(uri)
 
 
-_SCHEMES: dict[str, Callable[[str], ModelStore]] = {"file": _file_store}
+def _hdfs_store(uri: str) -> ModelStore:
+    from maas.store.hdfs import HdfsStore
+
+    return HdfsStore(uri)
+
+
+_SCHEMES: dict[str, Callable[[str], ModelStore]] = {
+    "file": _file_store,
+    "hdfs": _hdfs_store,
+    "webhdfs": _hdfs_store,
+    "swebhdfs": _hdfs_store,
+}

@@ -100,3 +100,18 @@ def test_malformed_request_and_broken_payload_fail_but_queue_goes_on(cluster: Cl
     assert all(s.terminal for s in states.values()), states
     assert len(ids) == 4
     cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "2", "--wait")
+
+
+def test_deploy_from_an_hdfs_store(cluster: Cluster, tmp_path: Path) -> None:
+    from tests.webhdfs_server import WebHdfsServer
+
+    with WebHdfsServer(tmp_path / "hdfs") as hdfs:
+        uri = f"hdfs://127.0.0.1:{hdfs.port}/user/maas/models/echo/3"
+        out = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "3", "-hmp", uri, "--wait")
+        assert "Uploaded" in out.stdout and "done" in out.stdout
+        assert hdfs.local("/user/maas/models/echo/3/echo_server.py").is_file()
+        (reg,) = registrations(cluster, "echo").values()
+        answer = httpx.get(reg["payload"]["endpoint"]["url"] + "/apply", params={"host": "h"}).json()
+        assert answer["host"] == "h" and answer["version"] == "3"
+        assert ("datanode", "GET", "OPEN") in hdfs.requests  # the runner localized it over WebHDFS
+        cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "3", "--wait")
