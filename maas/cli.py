@@ -17,7 +17,7 @@ import click
 from maas.config import DEFAULT_CONFIG_PATH
 from maas.controller.service import Controller
 from maas.errors import MaasError
-from maas.launcher.local import LocalLauncher
+from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
 from maas.zk import connect, publish_config, read_config
 
@@ -42,6 +42,11 @@ log = logging.getLogger("maas.service")
               help="Cap on the delay between restarts of a failing model")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True,
               help="ZooKeeper session timeout of the runners (and so how fast a dead runner's registration goes)")
+@click.option("--launcher", type=click.Choice(["local", "kubernetes"]),
+              help="Launcher written to the config znode (default: keep the znode's, else local)")
+@click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
+@click.option("--k8s-image", default="maas-runner:latest", show_default=True, help="Runner image of instance pods")
+@click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig file (default: in-cluster config)")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(
@@ -58,6 +63,10 @@ def main(
     probe_failures: int,
     restart_backoff_max: float,
     session_timeout: float,
+    launcher: str | None,
+    k8s_namespace: str,
+    k8s_image: str,
+    kubeconfig: Path | None,
     log_level: str,
 ) -> None:
     """Run the MaaS controller."""
@@ -78,24 +87,26 @@ def main(
             probe_failures=probe_failures,
             restart_backoff_max=restart_backoff_max,
             zk_session_timeout=session_timeout,
+            k8s_namespace=k8s_namespace,
+            k8s_image=k8s_image,
+            kubeconfig=kubeconfig,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
-        run(settings, store_uri)
+        run(settings, store_uri, launcher)
     except MaasError as exc:
         click.echo(f"maas_service: {exc}", err=True)
         sys.exit(exc.exit_code)
 
 
-def run(settings: ServiceSettings, store_uri: str | None = None) -> None:
+def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None) -> None:
     client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout)
     try:
         config = read_config(client, settings.config_path)
-        if store_uri:
-            config = config.with_overrides(store_uri=store_uri)
+        config = config.with_overrides(store_uri=store_uri, launcher=launcher_kind)
         publish_config(client, config, settings.config_path)
-        launcher = LocalLauncher(settings.work_dir)
+        launcher = make_launcher(config, settings)
         controller = Controller(client, config, launcher, settings)
         done = threading.Event()
 

@@ -47,7 +47,7 @@ class MaasConfig(BaseModel):
     #: Where payloads live: ``file:///dir`` (embedded default).
     store_uri: str = Field(DEFAULT_STORE_URI, alias="storeUri")
     #: Which launcher runs instances.
-    launcher: Literal["local"] = "local"
+    launcher: Literal["local", "kubernetes"] = "local"
     #: Largest payload the store accepts and runners download, in MB.
     max_payload_mb: int = Field(4096, alias="maxPayloadMB", gt=0)
 

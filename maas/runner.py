@@ -330,14 +330,24 @@ class Runner:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maas.runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--instance-dir", required=True, type=Path)
+    parser.add_argument("--spec-from-env", metavar="VAR",
+                        help="Read the instance spec (JSON) from this environment variable instead of DIR/spec.json "
+                             "(how a Kubernetes pod receives it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("kazoo", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     instance_dir: Path = args.instance_dir.resolve()
+    instance_dir.mkdir(parents=True, exist_ok=True)
     try:
-        spec = InstanceSpec.model_validate_json((instance_dir / SPEC_FILE).read_text())
-    except (OSError, ValueError) as exc:
-        write_json_atomic(instance_dir / STATUS_FILE, {"state": "failed", "reason": f"bad instance spec: {exc}"})
+        text = os.environ[args.spec_from_env] if args.spec_from_env else (instance_dir / SPEC_FILE).read_text()
+        spec = InstanceSpec.model_validate_json(text)
+    except (OSError, KeyError, ValueError) as exc:
+        write_json_atomic(instance_dir / STATUS_FILE, {"state": "failed", "reason": f"bad instance spec: {exc!r}"})
         return 2
+    # Where the node's address is only known at start (a pod's IP), it comes from the environment.
+    if os.environ.get("MAAS_ADVERTISE_HOST"):
+        spec = spec.model_copy(update={"advertise_host": os.environ["MAAS_ADVERTISE_HOST"]})
     return Runner(instance_dir, spec).run()
 
 

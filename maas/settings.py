@@ -30,6 +30,11 @@ class ServiceSettings(BaseModel):
     probe_interval: float = Field(2.0, gt=0, description="Mean seconds between health checks (jittered ±25%)")
     probe_failures: int = Field(3, ge=1, description="Consecutive failed health checks before replacement")
     zk_session_timeout: float = Field(10.0, ge=2, le=60, description="Runners' ZooKeeper session timeout")
+    # Kubernetes launcher (used when the config znode's "launcher" is "kubernetes").
+    k8s_namespace: str = Field("maas", min_length=1, description="Namespace of the instance pods")
+    k8s_image: str = Field("maas-runner:latest", min_length=1, description="Image with the runner and model_server")
+    kubeconfig: Path | None = Field(None, description="Kubeconfig file; None: in-cluster config")
+    k8s_pending_timeout: float = Field(300.0, gt=0, description="Seconds a pod may stay Pending before it is replaced")
 
     @property
     def restart_backoff(self) -> Backoff:
