@@ -96,3 +96,18 @@ def test_runner_reregisters_after_session_expiry(cluster: Cluster) -> None:
     # Same instance, not a replacement.
     assert status_of(cluster, "echo").restarts == 0
     cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "1", "--wait")
+
+
+def test_hung_instance_fails_health_checks_and_is_replaced(cluster: Cluster) -> None:
+    cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "1", "-hmp", "/models/echo/1", "--wait")
+    (old_id, old), = registrations(cluster, "echo").items()
+    service = psutil.Process(next(c.pid for c in psutil.net_connections("tcp")
+                                  if c.laddr and c.laddr.port == old["port"] and c.status == "LISTEN"))
+    service.suspend()  # alive but not answering: only the health checks can tell
+    wait_until(lambda: old_id not in registrations(cluster, "echo"), timeout=30, what="the hung instance's deregistration")
+    new = wait_until(lambda: (r := registrations(cluster, "echo")) and r, timeout=40, what="a healthy replacement")
+    assert old_id not in new
+    st = status_of(cluster, "echo")
+    assert st.restarts == 1 and "consecutive health checks" in (st.last_error or "")
+    wait_until(lambda: not service.is_running(), timeout=20, what="the hung process to be killed")
+    cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "1", "--wait")

@@ -141,3 +141,30 @@ def test_stable_instances_reset_failures() -> None:
     clock.advance(5)
     ex.observe([running])
     assert ex.health[KEY].failures == 0 and ex.health[KEY].last_error == "crashed"
+
+
+def test_unhealthy_instance_is_stopped_as_failure_and_replaced_later() -> None:
+    sick = Instance("sick", "dga", "1.0", InstanceState.RUNNING, started_at=0, probe_failures=3, probe_reason="HTTP 503")
+    actions = plan({KEY: desired(2)}, [inst("ok"), sick], {}, now=5)
+    assert actions == [StopInstance(KEY, "sick", "failed 3 consecutive health checks (HTTP 503)", failure=True)]
+    # Below the threshold nothing happens.
+    mild = Instance("sick", "dga", "1.0", InstanceState.RUNNING, started_at=0, probe_failures=2)
+    assert plan({KEY: desired(2)}, [inst("ok"), mild], {}, now=5) == []
+
+
+def test_prober_counts_consecutive_failures_per_instance() -> None:
+    from maas.controller.prober import Prober
+
+    answers = {"http://a": ["down", "down", None, "down"], "http://b": [None, None, None, None]}
+    prober = Prober(1.0, check=lambda url: answers[url].pop(0))
+    running = [Instance(i, "dga", "1.0", InstanceState.RUNNING, started_at=0, url=f"http://{i}") for i in "ab"]
+    prober.update(running + [inst("c", InstanceState.STARTING)])
+    prober.probe_once()
+    prober.probe_once()
+    assert prober.failures("a") == (2, "down") and prober.failures("b") == (0, None)
+    prober.probe_once()  # a success resets the count
+    assert prober.failures("a") == (0, None)
+    prober.probe_once()
+    assert prober.failures("a") == (1, "down")
+    prober.update(running[1:])  # a is gone: forgotten
+    assert prober.failures("a") == (0, None)
