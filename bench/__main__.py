@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.common import environment
 
-SCENARIOS = ["control_plane"]
+SCENARIOS = ["control_plane", "scale"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,21 +44,32 @@ class DesiredModel(BaseModel):
 
 
 def read_desired(client: KazooClient, layout: Layout) -> dict[ModelKey, tuple[DesiredModel, int]]:
-    """Every desired model with its znode version (for transactions)."""
+    """Every desired model with its znode version (for transactions).
+
+    Reads are pipelined (all requests of a level in flight at once), so the cost is a few round
+    trips rather than two per model.
+    """
     result: dict[ModelKey, tuple[DesiredModel, int]] = {}
     try:
         names = client.get_children(layout.models)
-        for name in names:
-            for version in client.get_children(f"{layout.models}/{name}"):
-                try:
-                    data, stat = client.get(layout.model(name, version))
-                except NoNodeError:
-                    continue
-                try:
-                    model = DesiredModel.model_validate(json.loads(data))
-                except (ValueError, ValidationError):
-                    continue  # not ours to interpret; left untouched
-                result[model.key] = (model, stat.version)
+        version_lists = [(name, client.get_children_async(f"{layout.models}/{name}")) for name in names]
+        reads = []
+        for name, pending in version_lists:
+            try:
+                versions = pending.get()
+            except NoNodeError:
+                continue
+            reads.extend(client.get_async(layout.model(name, version)) for version in versions)
+        for pending in reads:
+            try:
+                data, stat = pending.get()
+            except NoNodeError:
+                continue
+            try:
+                model = DesiredModel.model_validate(json.loads(data))
+            except (ValueError, ValidationError):
+                continue  # not ours to interpret; left untouched
+            result[model.key] = (model, stat.version)
     except NoNodeError:
         return result
     except ZK_ERRORS as exc:

@@ -204,9 +204,10 @@ class Controller:
     def _publish_statuses(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance]) -> None:
         """Write each model's status znode when it changed; drop those of models long gone."""
         now = self.clock.monotonic()
-        keys = set(desired) | {i.key for i in instances} | set(self._published)
+        by_key = _group(instances)
+        keys = set(desired) | set(by_key) | set(self._published)
         for key in sorted(keys):
-            mine = [i for i in instances if i.key == key]
+            mine = by_key.get(key, [])
             health = self.executor.health.get(key)
             if key not in desired and not mine:
                 if key in self._published:
@@ -245,11 +246,12 @@ class Controller:
 
     def _settle_requests(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance]) -> None:
         """Give pending requests their terminal status when their model has settled or failed."""
+        by_key = _group(instances)
         for request_id, pending in list(self._pending.items()):
             status = pending.status
             key = ModelKey(status.name or "", status.version or "")
             health = self.executor.health.get(key)
-            mine = [i for i in instances if i.key == key]
+            mine = by_key.get(key, [])
             want = desired[key].instances if key in desired else 0
             failed_since = (
                 health is not None and health.last_failure_at is not None and health.last_failure_at >= pending.since
@@ -315,3 +317,10 @@ class Controller:
             cache_dir=str(s.work_dir.resolve() / "cache"),
             max_payload_bytes=self.config.max_payload_bytes,
         )
+
+
+def _group(instances: list[Instance]) -> dict[ModelKey, list[Instance]]:
+    by_key: dict[ModelKey, list[Instance]] = {}
+    for inst in instances:
+        by_key.setdefault(ModelKey(inst.name, inst.version), []).append(inst)
+    return by_key
