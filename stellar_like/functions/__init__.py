@@ -1,0 +1,24 @@
+"""The core Stellar function library.
+
+Importing this package registers every core function in
+:data:`~stellar_like.functions.registry.DEFAULT_REGISTRY`. The modules group functions by
+concept: strings, collections (lists and maps), conversions, math, network (domains, URLs, IPs),
+dates, functional (MAP, FILTER, REDUCE), encoding (hashes, base64...) and maas (model endpoints).
+"""
+
+from __future__ import annotations
+
+from stellar_like.functions import (  # noqa: E402,F401  (imported for their registrations)
+    collections,
+    conversions,
+    dates,
+    encoding,
+    functional,
+    maas,
+    math,
+    network,
+    strings,
+)
+from stellar_like.functions.registry import DEFAULT_REGISTRY, FunctionRegistry, FunctionSpec, Param, stellar_function
+
+__all__ = ["DEFAULT_REGISTRY", "FunctionRegistry", "FunctionSpec", "Param", "stellar_function"]

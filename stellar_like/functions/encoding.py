@@ -1,0 +1,154 @@
+"""Hashing and encoding functions: HASH, GET_HASHES_AVAILABLE, ENCODE, DECODE, IS_ENCODING.
+
+Hash names follow Java's (``MD5``, ``SHA-1``, ``SHA-256``, ``SHA3-256``...), matched without regard
+to case or dashes. Encodings are BASE32, BASE32HEX, BASE64, BINARY and HEX.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+from stellar_like.errors import argument_error
+from stellar_like.functions import args as A
+from stellar_like.functions.registry import stellar_function
+from stellar_like.semantics import java_str
+
+_HASHES = {
+    "MD5": "md5",
+    "SHA-1": "sha1",
+    "SHA-224": "sha224",
+    "SHA-256": "sha256",
+    "SHA-384": "sha384",
+    "SHA-512": "sha512",
+    "SHA-512/224": "sha512_224",
+    "SHA-512/256": "sha512_256",
+    "SHA3-224": "sha3_224",
+    "SHA3-256": "sha3_256",
+    "SHA3-384": "sha3_384",
+    "SHA3-512": "sha3_512",
+    "BLAKE2B": "blake2b",
+    "BLAKE2S": "blake2s",
+}
+
+
+def _hash_key(name: str) -> str:
+    return re.sub(r"[-_]", "", name.upper())
+
+
+_BY_KEY = {_hash_key(name): algorithm for name, algorithm in _HASHES.items()}
+
+
+@stellar_function(
+    "GET_HASHES_AVAILABLE",
+    description="Lists the hash algorithms HASH supports.",
+    params=[],
+    returns="A list of algorithm names",
+)
+def get_hashes_available() -> list[str]:
+    return sorted(_HASHES)
+
+
+@stellar_function(
+    "HASH",
+    description="Hashes a value with the named algorithm and returns the hex digest. "
+    "Non-string values are hashed as their string form.",
+    params=["toHash - The value to hash", "hashType - The algorithm, e.g. 'SHA-256' (see GET_HASHES_AVAILABLE)"],
+    returns="The lowercase hex digest, or null if the value or algorithm is null",
+)
+def hash_(value: Any, algorithm: Any) -> str | None:
+    if value is None or algorithm is None:
+        return None
+    name = A.string(2, algorithm)
+    resolved = _BY_KEY.get(_hash_key(name))
+    if resolved is None:
+        raise argument_error(2, name, "is not a supported hash algorithm (see GET_HASHES_AVAILABLE)")
+    data = value.encode("utf-8") if isinstance(value, str) else java_str(value).encode("utf-8")
+    return hashlib.new(resolved, data).hexdigest()
+
+
+def _binary_encode(data: bytes) -> str:
+    return "".join(f"{byte:08b}" for byte in data)
+
+
+def _binary_decode(text: str) -> bytes:
+    if len(text) % 8 or set(text) - {"0", "1"}:
+        raise ValueError("not a binary string")
+    return bytes(int(text[i : i + 8], 2) for i in range(0, len(text), 8))
+
+
+_ENCODERS: dict[str, tuple[Callable[[bytes], str], Callable[[str], bytes]]] = {
+    "BASE32": (lambda b: base64.b32encode(b).decode("ascii"), lambda s: base64.b32decode(s)),
+    "BASE32HEX": (lambda b: base64.b32hexencode(b).decode("ascii"), lambda s: base64.b32hexdecode(s)),
+    "BASE64": (lambda b: base64.b64encode(b).decode("ascii"), lambda s: base64.b64decode(s, validate=True)),
+    "BINARY": (_binary_encode, _binary_decode),
+    "HEX": (lambda b: b.hex(), lambda s: bytes.fromhex(s)),
+}
+
+
+def _encoding(index: int, value: Any) -> tuple[Callable[[bytes], str], Callable[[str], bytes]]:
+    name = A.string(index, value).upper()
+    if name not in _ENCODERS:
+        raise argument_error(index, value, f"is not a supported encoding ({', '.join(sorted(_ENCODERS))})")
+    return _ENCODERS[name]
+
+
+@stellar_function(
+    "GET_SUPPORTED_ENCODINGS",
+    description="Lists the encodings ENCODE, DECODE and IS_ENCODING support.",
+    params=[],
+    returns="A list of encoding names",
+)
+def get_supported_encodings() -> list[str]:
+    return sorted(_ENCODERS)
+
+
+@stellar_function(
+    "ENCODE",
+    description="Encodes the UTF-8 bytes of a string with BASE32, BASE32HEX, BASE64, BINARY or HEX.",
+    params=["string - The string to encode", "encoding - The encoding"],
+    returns="The encoded string, or null for null input",
+)
+def encode(value: Any, encoding: Any) -> str | None:
+    encoder, _ = _encoding(2, encoding)
+    if value is None:
+        return None
+    return encoder(A.string(1, value).encode("utf-8"))
+
+
+@stellar_function(
+    "DECODE",
+    description="Decodes a string encoded with BASE32, BASE32HEX, BASE64, BINARY or HEX.",
+    params=["string - The string to decode", "encoding - The encoding", "verify? - Unused; decoding always verifies"],
+    returns="The decoded string; the input itself if it is not validly encoded; null for null input",
+)
+def decode(value: Any, encoding: Any, verify: Any = None) -> str | None:
+    _, decoder = _encoding(2, encoding)
+    if value is None:
+        return None
+    text = A.string(1, value)
+    try:
+        return decoder(text).decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return text
+
+
+@stellar_function(
+    "IS_ENCODING",
+    description="Determines whether a string is validly encoded with the given encoding.",
+    params=["string - The string to test", "encoding - The encoding"],
+    returns="True if the string decodes with the encoding, false otherwise",
+)
+def is_encoding(value: Any, encoding: Any) -> bool:
+    _, decoder = _encoding(2, encoding)
+    if not isinstance(value, str) or value == "":
+        return False
+    try:
+        decoder(value).decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return False
+    return True

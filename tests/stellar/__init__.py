@@ -1,0 +1,1 @@
+"""Tests of the Stellar-like expression language (stellar_like)."""
