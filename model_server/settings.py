@@ -1,0 +1,165 @@
+"""Settings of one model-server process: typed, validated when the process starts.
+
+They come from command-line flags; each flag also reads an environment variable
+(``MODEL_SERVER_<FLAG>``, e.g. ``MODEL_SERVER_THREADS``), and the payload contract's variables
+give the defaults of the port (``MAAS_PORT``), the model name (``MAAS_MODEL_NAME``) and version
+(``MAAS_MODEL_VERSION``). :meth:`Settings.from_args` raises
+:class:`~model_server.errors.SettingsError` with every problem named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal, Mapping, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from model_server.errors import PayloadError, SettingsError
+
+DEFAULT_MODEL_FILE = "model.onnx"
+DEFAULT_SIGNATURE_FILE = "signature.json"
+ENV_PREFIX = "MODEL_SERVER_"
+LOCAL_WILDCARDS = {"0.0.0.0", "::", ""}
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    payload: Path = Field(description="The payload directory (holds the model and its signature)")
+    model_file: str = Field(DEFAULT_MODEL_FILE, min_length=1, description="The model, relative to the payload")
+    signature_file: str | None = Field(
+        None, description=f"The signature, relative to the payload; default: {DEFAULT_SIGNATURE_FILE} when it exists, "
+                          f"else one derived from the model")
+    host: str = Field("127.0.0.1", description="Address to listen on")
+    port: int = Field(ge=0, le=65535, description="Port to listen on (0: any free port)")
+    endpoint_file: Path | None = Field(None, description="Where to write endpoint.dat once listening")
+    threads: int = Field(1, ge=1, le=256, description="onnxruntime intra-op threads per inference")
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="Largest accepted request body")
+    max_batch_size: int = Field(1024, ge=1, le=1_000_000, description="Most rows in one request")
+    model_name: str = Field("model", min_length=1, description="Reported by GET /")
+    model_version: str = Field("", description="Reported by GET /")
+    log_level: LogLevel = "info"
+    access_log: bool = False
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        host = host.strip()
+        if not host or any(c.isspace() or c in "/?#@" for c in host):
+            raise ValueError(f"{host!r} is not a host name or address")
+        return host
+
+    @model_validator(mode="after")
+    def _files(self) -> "Settings":
+        # PayloadError is no ValueError: pydantic lets it through unwrapped.
+        if not self.payload.is_dir():
+            raise PayloadError(f"payload directory {self.payload} does not exist or is not a directory")
+        if not self.model_path.is_file():
+            raise PayloadError(f"model file {self.model_path} does not exist")
+        if self.signature_file is not None and not self.signature_path_given.is_file():
+            raise PayloadError(f"signature file {self.signature_path_given} does not exist")
+        return self
+
+    # -- derived ----------------------------------------------------------------------------------
+    @property
+    def model_path(self) -> Path:
+        return self.payload / self.model_file
+
+    @property
+    def signature_path_given(self) -> Path:
+        return self.payload / (self.signature_file or DEFAULT_SIGNATURE_FILE)
+
+    @property
+    def signature_path(self) -> Path | None:
+        """The signature file to read, or None to derive the signature from the model."""
+        path = self.signature_path_given
+        return path if self.signature_file is not None or path.is_file() else None
+
+    def public_url(self, port: int | None = None) -> str:
+        """The URL to announce: the listening address, with a wildcard replaced by 127.0.0.1."""
+        host = "127.0.0.1" if self.host in LOCAL_WILDCARDS else self.host
+        try:
+            if ipaddress.ip_address(host).version == 6:
+                host = f"[{host}]"
+        except ValueError:
+            pass
+        return f"http://{host}:{self.port if port is None else port}"
+
+    # -- construction -----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, **values: object) -> "Settings":
+        """Validate; :class:`SettingsError` naming every invalid value, or :class:`PayloadError`
+        when the payload, its model or the named signature file is missing."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"])
+                msg = err["msg"].removeprefix("Value error, ")
+                problems.append(f"{where}: {msg}" if where else msg)
+            raise SettingsError("; ".join(problems)) from exc
+
+    @classmethod
+    def from_args(cls, argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        args = build_parser(env).parse_args(argv)
+        values = {k: v for k, v in vars(args).items() if v is not None}
+        if "port" not in values:
+            raise SettingsError("no port: pass --port or set MAAS_PORT")
+        return cls.create(**values)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise SettingsError(f"{message} (see --help)")
+
+
+def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The command line; each flag's default comes from ``MODEL_SERVER_<FLAG>``."""
+    parser = _Parser(prog="python -m model_server",
+                     description="Serve an ONNX model payload over HTTP (Metron-style REST + health routes).")
+
+    def env(flag: str, *fallbacks: str) -> str | None:
+        for name in (ENV_PREFIX + flag.upper().replace("-", "_"), *fallbacks):
+            if env_value := envget(name):
+                return env_value
+        return None
+
+    def envget(name: str) -> str | None:
+        value = environ.get(name)
+        return value if value not in (None, "") else None
+
+    parser.add_argument("--payload", default=env("payload"), help="payload directory (default: $MODEL_SERVER_PAYLOAD)")
+    parser.add_argument("--model", dest="model_file", default=env("model"), help=f"model file in the payload "
+                        f"(default: {DEFAULT_MODEL_FILE})")
+    parser.add_argument("--signature", dest="signature_file", default=env("signature"),
+                        help=f"signature file in the payload (default: {DEFAULT_SIGNATURE_FILE} if present, "
+                             f"else derived from the model)")
+    parser.add_argument("--host", default=env("host"), help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", default=envget("MAAS_PORT") or env("port"),
+                        help="port to listen on, 0 for any (default: $MAAS_PORT)")
+    parser.add_argument("--endpoint-file", default=env("endpoint-file"),
+                        help="write endpoint.dat here once the server listens (atomically)")
+    parser.add_argument("--threads", default=env("threads"), help="onnxruntime intra-op threads (default: 1)")
+    parser.add_argument("--max-body-bytes", default=env("max-body-bytes"), help="largest request body (default: 1 MiB)")
+    parser.add_argument("--max-batch-size", default=env("max-batch-size"), help="most rows per request (default: 1024)")
+    parser.add_argument("--model-name", default=envget("MAAS_MODEL_NAME") or env("model-name"),
+                        help="model name reported by GET / (default: $MAAS_MODEL_NAME)")
+    parser.add_argument("--model-version", default=envget("MAAS_MODEL_VERSION") or env("model-version"),
+                        help="model version reported by GET / (default: $MAAS_MODEL_VERSION)")
+    parser.add_argument("--log-level", default=env("log-level"), help="critical|error|warning|info|debug")
+    parser.add_argument("--access-log", action="store_const", const=True, default=_flag(env("access-log")),
+                        help="log every request")
+    return parser
+
+
+def _flag(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    return value.strip().lower() in {"1", "true", "yes", "on"}
