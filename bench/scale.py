@@ -18,7 +18,7 @@ from pathlib import Path
 from bench.common import Result, percentile
 from maas.clock import SYSTEM_CLOCK
 from maas.config import MaasConfig
-from maas.controller.desired import DesiredModel, ModelKey
+from maas.controller.desired import DesiredModel
 from maas.controller.plan import plan
 from maas.controller.service import Controller
 from maas.discovery import DiscoveryClient

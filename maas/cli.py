@@ -47,6 +47,8 @@ log = logging.getLogger("maas.service")
 @click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
 @click.option("--k8s-image", default="maas-runner:latest", show_default=True, help="Runner image of instance pods")
 @click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig file (default: in-cluster config)")
+@click.option("--k8s-pending-timeout", type=float, default=300.0, show_default=True,
+              help="Seconds an instance pod may stay Pending before it is replaced")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(
@@ -67,6 +69,7 @@ def main(
     k8s_namespace: str,
     k8s_image: str,
     kubeconfig: Path | None,
+    k8s_pending_timeout: float,
     log_level: str,
 ) -> None:
     """Run the MaaS controller."""
@@ -90,6 +93,7 @@ def main(
             k8s_namespace=k8s_namespace,
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,
+            k8s_pending_timeout=k8s_pending_timeout,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

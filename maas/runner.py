@@ -198,6 +198,7 @@ class Runner:
     def _wait_for_endpoint(self, script: str) -> EndpointInfo | None:
         deadline = time.monotonic() + self.spec.start_timeout
         parse_error: PayloadError | None = None
+        parse_error_at = 0.0
         while not self.stop_event.is_set():
             try:
                 info = read_endpoint(self.workdir)

@@ -3,6 +3,7 @@ chroot, a file store and a work directory in tmp, and helpers to inspect what ru
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,7 @@ class Cluster:
         self.tmp = tmp
         self.store = tmp / "store"
         self.work = tmp / "work"
-        self.store.mkdir()
+        self.store.mkdir(parents=True)
         self.controllers: list[subprocess.Popen[bytes]] = []
         self._client: DeployClient | None = None
 
@@ -84,6 +85,24 @@ class Cluster:
             if proc.pid != os.getpid() and (is_runner or cwd.startswith(marker)):
                 found.append(proc)
         return found
+
+    def registrations(self, name: str) -> dict[str, dict]:
+        """``instanceId -> ServiceInstance JSON`` of the model's registrations."""
+        zk = self.client.client
+        root = f"{self.client.layout.service_root}/{name}"
+        if not zk.exists(root):
+            return {}
+        return {child: json.loads(zk.get(f"{root}/{child}")[0]) for child in zk.get_children(root)}
+
+    def status_of(self, name: str):  # type: ignore[no-untyped-def]
+        """The model's published ModelStatus, or None."""
+        return {s.name: s for s in self.client.model_statuses()}.get(name)
+
+    @staticmethod
+    def service_pid(port: int) -> int:
+        """The process listening on ``port`` (a model service)."""
+        return next(c.pid for c in psutil.net_connections("tcp")
+                    if c.laddr and c.laddr.port == port and c.status == "LISTEN")
 
     def close(self) -> None:
         if self._client is not None:

@@ -4,13 +4,10 @@ client; an instance killed; the rest removed. Plus ``examples/demo.py`` (``make 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
-from typing import Iterator
 
 import httpx
 import psutil
@@ -28,18 +25,10 @@ PAYLOAD = REPO / "examples" / "dga" / "payload"
 EXPR = "MAP_GET('is_malicious', MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), {'host': host}))"
 
 
-@pytest.fixture
-def cluster(zk_quorum: str, tmp_path: Path) -> Iterator[Cluster]:
+@pytest.fixture(autouse=True)
+def model_built() -> None:
     if not (PAYLOAD / "model.onnx").exists():
         pytest.fail("examples/dga/payload/model.onnx is missing: run `make model`")
-    c = Cluster(zk_quorum, tmp_path)
-    c.start_controller()
-    try:
-        c.client
-        yield c
-    finally:
-        c.close()
-        print(c.controller_log()[-6000:])
 
 
 def test_deploy_dga_call_from_stellar_kill_and_remove(cluster: Cluster) -> None:
@@ -48,7 +37,7 @@ def test_deploy_dga_call_from_stellar_kill_and_remove(cluster: Cluster) -> None:
     assert "done" in out.stdout
 
     zk = cluster.client.client
-    regs = {i: json.loads(zk.get(f"/maas/service/dga/{i}")[0]) for i in zk.get_children("/maas/service/dga")}
+    regs = cluster.registrations("dga")
     assert len(regs) == 2
     for instance_id, reg in regs.items():
         assert set(reg) == {"name", "id", "address", "port", "sslPort", "payload", "registrationTimeUTC", "serviceType", "uriSpec"}
@@ -70,8 +59,7 @@ def test_deploy_dga_call_from_stellar_kill_and_remove(cluster: Cluster) -> None:
 
         # SIGKILL one instance's service: its registration goes.
         victim_id, victim = next(iter(regs.items()))
-        pid = next(c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == victim["port"] and c.status == "LISTEN")
-        os.kill(pid, signal.SIGKILL)
+        os.kill(cluster.service_pid(victim["port"]), signal.SIGKILL)
         discovery.wait_for(lambda d: victim_id not in {e.instance_id for e in d.endpoints("dga")}, timeout=10,
                            what="the killed instance's registration to go")
         # The stream keeps getting answers meanwhile.
@@ -93,6 +81,7 @@ def test_make_demo_script_runs_and_leaves_nothing_behind() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "'legit'" in result.stdout and "'malicious'" in result.stdout
     assert "Everything stopped." in result.stdout
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if p.pid not in before
-                 and any("maas" in part for part in (p.info["cmdline"] or [])) and p.pid != os.getpid()]
+    # Everything the demo starts (ZooKeeper, controller, runners, services) lives in its run directory.
+    leftovers = [p.info for p in psutil.process_iter(["cmdline", "cwd"]) if p.pid not in before
+                 and any("maas-demo-" in part for part in (p.info["cmdline"] or []) + [p.info["cwd"] or ""])]
     assert leftovers == []

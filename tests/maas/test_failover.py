@@ -4,21 +4,17 @@ In both cases every request is applied exactly once and ends with a terminal sta
 
 from __future__ import annotations
 
-import json
 import random
 import signal
-import subprocess
-import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable
 
 import pytest
 
 from maas.local_zookeeper import ZooKeeperEnsemble
 from maas.request import RequestState
 from maas.retry import wait_until
-from maas.zk import connect
 from tests.cluster import Cluster
 
 pytestmark = [pytest.mark.zk, pytest.mark.e2e]
@@ -27,13 +23,12 @@ CONTROLLER_FLAGS = ("--session-timeout", "4", "--probe-interval", "1")
 
 
 def registrations(cluster: Cluster) -> dict[str, set[str]]:
+    """``name@version -> instance ids`` over every model."""
     zk = cluster.client.client
+    names = zk.get_children("/maas/service") if zk.exists("/maas/service") else []
     out: dict[str, set[str]] = {}
-    if not zk.exists("/maas/service"):
-        return out
-    for name in zk.get_children("/maas/service"):
-        for iid in zk.get_children(f"/maas/service/{name}"):
-            reg = json.loads(zk.get(f"/maas/service/{name}/{iid}")[0])
+    for name in names:
+        for iid, reg in cluster.registrations(name).items():
             out.setdefault(f"{name}@{reg['payload']['version']}", set()).add(iid)
     return out
 
@@ -86,19 +81,9 @@ def assert_converged(cluster: Cluster, ids: list[str], expected: dict[str, int],
     assert len(client.client.get_children(client.layout.queue)) == 0
 
 
-@pytest.fixture
-def cluster(zk_quorum: str, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(zk_quorum, tmp_path)
-    try:
-        yield c
-    finally:
-        c.close()
-        print(c.controller_log()[-8000:])
-
-
-def test_standby_takes_over_from_killed_leader_and_adopts(cluster: Cluster) -> None:
-    leader = cluster.start_controller(*CONTROLLER_FLAGS)
-    cluster.client  # config published by the first controller
+def test_standby_takes_over_from_killed_leader_and_adopts(cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory(*CONTROLLER_FLAGS)
+    leader = cluster.controllers[0]
     standby = cluster.start_controller(*CONTROLLER_FLAGS)
     cluster.maas_deploy("-mo", "LIST")  # the CLI works against the pair
     cluster.client.upload(Path(__file__).parents[1] / "payloads" / "echo", "/models/echo/1")
@@ -120,23 +105,20 @@ def test_standby_takes_over_from_killed_leader_and_adopts(cluster: Cluster) -> N
     wait_until(lambda: not cluster.runner_processes(), timeout=60, what="every instance to stop")
 
 
-def test_zookeeper_leader_killed_during_deployments(tmp_path: Path) -> None:
+def test_zookeeper_leader_killed_during_deployments(cluster_factory: Callable[..., Cluster]) -> None:
     ensemble = ZooKeeperEnsemble(3)
     ensemble.start()
-    cluster = Cluster(ensemble.quorum, tmp_path)
     try:
-        cluster.start_controller(*CONTROLLER_FLAGS)
+        cluster = cluster_factory(*CONTROLLER_FLAGS, quorum=ensemble.quorum)
         cluster.client.upload(Path(__file__).parents[1] / "payloads" / "echo", "/models/echo/1")
         stream, expected = random_requests(random.Random(11), 20)
         ids = submit_all(cluster, stream[:10])
-        zk_leader = ensemble.leader()
-        zk_leader.kill()
+        ensemble.leader().kill()
         ids += submit_all(cluster, stream[10:])
         assert_converged(cluster, ids, expected)
         for model in ("a", "b", "c"):
             cluster.client.submit("SCALE", model, "1", num_instances=0, path="/models/echo/1")
         wait_until(lambda: not cluster.runner_processes(), timeout=60, what="every instance to stop")
-    finally:
         cluster.close()
-        print(cluster.controller_log()[-8000:])
+    finally:
         ensemble.cleanup()

@@ -3,14 +3,11 @@ payload (not the ONNX runtime), through the ``maas_deploy`` command."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
-from typing import Iterator
 
 import httpx
-import psutil
 import pytest
 
 from maas.request import RequestState
@@ -20,31 +17,11 @@ from tests.cluster import Cluster
 pytestmark = [pytest.mark.zk, pytest.mark.e2e]
 
 
-@pytest.fixture
-def cluster(zk_quorum: str, tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(zk_quorum, tmp_path)
-    c.start_controller()
-    try:
-        c.client  # the config znode is published: deploys now find the store
-        yield c
-    finally:
-        c.close()
-        print(c.controller_log()[-5000:])
-
-
-def registrations(cluster: Cluster, name: str) -> dict[str, dict]:
-    zk = cluster.client.client
-    root = f"/maas/service/{name}"
-    if not zk.exists(root):
-        return {}
-    return {child: json.loads(zk.get(f"{root}/{child}")[0]) for child in zk.get_children(root)}
-
-
 def test_add_call_kill_remove(cluster: Cluster) -> None:
     out = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "1.0", "-ni", "2", "-hmp", "/models/echo/1.0", "--wait")
     assert "done" in out.stdout
 
-    regs = wait_until(lambda: (r := registrations(cluster, "echo")) and len(r) == 2 and r, timeout=10, what="2 registrations")
+    regs = wait_until(lambda: (r := cluster.registrations("echo")) and len(r) == 2 and r, timeout=10, what="2 registrations")
     for instance_id, reg in regs.items():
         assert reg["id"] == instance_id and reg["name"] == "echo"
         assert reg["serviceType"] == "DYNAMIC" and reg["sslPort"] is None and reg["uriSpec"] is None
@@ -66,13 +43,13 @@ def test_add_call_kill_remove(cluster: Cluster) -> None:
 
     # SIGKILL one instance's service process: its registration goes away (and a new one replaces it).
     victim_id, victim = next(iter(regs.items()))
-    pid = next(c.pid for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == victim["port"] and c.status == "LISTEN")
+    pid = cluster.service_pid(victim["port"])
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: victim_id not in registrations(cluster, "echo"), timeout=10, what="the dead instance's deregistration")
-    wait_until(lambda: len(registrations(cluster, "echo")) == 2, timeout=30, what="the replacement's registration")
+    wait_until(lambda: victim_id not in cluster.registrations("echo"), timeout=10, what="the dead instance's deregistration")
+    wait_until(lambda: len(cluster.registrations("echo")) == 2, timeout=30, what="the replacement's registration")
 
     cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "1.0", "-ni", "2", "--wait")
-    assert registrations(cluster, "echo") == {}
+    assert cluster.registrations("echo") == {}
     wait_until(lambda: not cluster.runner_processes(), timeout=10,
                what=f"no runner or service process left (still: {[p.info for p in cluster.runner_processes()]})")
 
@@ -87,13 +64,12 @@ def test_malformed_request_and_broken_payload_fail_but_queue_goes_on(cluster: Cl
     broken = cluster.deploy("noscript", "-mo", "ADD", "-n", "broken", "-v", "1", "-hmp", "/models/broken/1", "--wait", check=False)
     good = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "2", "-hmp", "/models/echo/2", "--wait")
 
-    bad = client.wait  # noqa: F841 - statuses are read directly below
     status = client.status("bad-1")
     assert status is not None and status.state is RequestState.FAILED
     assert "action" in (status.reason or "")
     assert broken.returncode != 0 and "no *.sh" in broken.stderr
     assert "done" in good.stdout
-    assert len(registrations(cluster, "echo")) == 1
+    assert len(cluster.registrations("echo")) == 1
     # Every request has a terminal status, including the unparsable one (named after its queue item).
     ids = client.client.get_children(client.layout.requests)
     states = {i: client.status(i).state for i in ids}  # type: ignore[union-attr]
@@ -110,7 +86,7 @@ def test_deploy_from_an_hdfs_store(cluster: Cluster, tmp_path: Path) -> None:
         out = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "3", "-hmp", uri, "--wait")
         assert "Uploaded" in out.stdout and "done" in out.stdout
         assert hdfs.local("/user/maas/models/echo/3/echo_server.py").is_file()
-        (reg,) = registrations(cluster, "echo").values()
+        (reg,) = cluster.registrations("echo").values()
         answer = httpx.get(reg["payload"]["endpoint"]["url"] + "/apply", params={"host": "h"}).json()
         assert answer["host"] == "h" and answer["version"] == "3"
         assert ("datanode", "GET", "OPEN") in hdfs.requests  # the runner localized it over WebHDFS
