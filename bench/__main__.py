@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.common import environment
 
-SCENARIOS = ["control_plane", "scale"]
+SCENARIOS = ["model_call", "control_plane", "scale"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"bench.{name}")
         for r in module.run():
             results.append(r)
-            print(f"  {r.metric:52} {r.value:12.1f} {r.unit:6} {r.note}", flush=True)
+            digits = 3 if r.unit == "×" else 1
+            print(f"  {r.metric:60} {r.value:12.{digits}f} {r.unit:6} {r.note}", flush=True)
         print(f"  ({time.monotonic() - t0:.0f}s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"environment": env, "results": [r.as_dict() for r in results]}, indent=2))
