@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from maas.errors import ConfigError
+from maas.errors import ConfigError, describe_validation
 
 DEFAULT_CONFIG_PATH = "/metron/maas/config"
 DEFAULT_STORE_URI = "file:///var/lib/maas/store"
@@ -86,7 +86,7 @@ class MaasConfig(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            raise ConfigError(f"{source}: {_describe(exc)}") from exc
+            raise ConfigError(f"{source}: {describe_validation(exc)}") from exc
 
     def with_overrides(self, **overrides: Any) -> "MaasConfig":
         """A copy with the given fields (by field name) replaced, validated."""
@@ -95,12 +95,4 @@ class MaasConfig(BaseModel):
         try:
             return MaasConfig.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(_describe(exc)) from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "value"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
+            raise ConfigError(describe_validation(exc)) from exc

@@ -7,6 +7,8 @@ Third-party errors (kazoo, OS, HTTP) are translated where they are caught, with 
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class MaasError(Exception):
     """Base of every control-plane error."""
@@ -69,3 +71,13 @@ class WaitTimeout(MaasError):
 
     exit_code = 8
     http_status = 504
+
+
+def describe_validation(exc: ValidationError) -> str:
+    """A pydantic validation error as one line naming each offending field."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)

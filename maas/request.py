@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from maas.errors import RequestError
+from maas.errors import RequestError, describe_validation
 
 #: Model names and versions become znode names and directory names.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -91,15 +91,6 @@ def parse_request(data: bytes | str) -> ModelRequest:
         return ModelRequest.model_validate(raw)
     except ValidationError as exc:
         raise RequestError("invalid request: " + describe_validation(exc)) from exc
-
-
-def describe_validation(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts)
 
 
 class RequestState(str, Enum):
