@@ -78,16 +78,17 @@ def test_malformed_request_and_broken_payload_fail_but_queue_goes_on(cluster: Cl
     cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "2", "--wait")
 
 
-def test_deploy_from_an_hdfs_store(cluster: Cluster, tmp_path: Path) -> None:
+def test_deploy_the_example_from_an_hdfs_store(cluster: Cluster, tmp_path: Path) -> None:
     from tests.webhdfs_server import WebHdfsServer
 
+    payload = Path(__file__).resolve().parents[2] / "examples" / "dga" / "payload"
     with WebHdfsServer(tmp_path / "hdfs") as hdfs:
-        uri = f"hdfs://127.0.0.1:{hdfs.port}/user/maas/models/echo/3"
-        out = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "3", "-hmp", uri, "--wait")
+        uri = f"hdfs://127.0.0.1:{hdfs.port}/user/maas/models/dga/3"
+        out = cluster.maas_deploy("-mo", "ADD", "-n", "dga", "-v", "3", "-hmp", uri, "-lmp", str(payload), "--wait")
         assert "Uploaded" in out.stdout and "done" in out.stdout
-        assert hdfs.local("/user/maas/models/echo/3/echo_server.py").is_file()
-        (reg,) = cluster.registrations("echo").values()
-        answer = httpx.get(reg["payload"]["endpoint"]["url"] + "/apply", params={"host": "h"}).json()
-        assert answer["host"] == "h" and answer["version"] == "3"
+        assert hdfs.local("/user/maas/models/dga/3/model.onnx").is_file()
+        (reg,) = cluster.registrations("dga").values()
+        answer = httpx.get(reg["payload"]["endpoint"]["url"] + "/apply", params={"host": "xjwqkzvbtpqmd.com"}).json()
+        assert answer["is_malicious"] == "malicious"
         assert ("datanode", "GET", "OPEN") in hdfs.requests  # the runner localized it over WebHDFS
-        cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "3", "--wait")
+        cluster.maas_deploy("-mo", "REMOVE", "-n", "dga", "-v", "3", "--wait")
