@@ -11,6 +11,12 @@ network and keep working while ZooKeeper is unreachable); calls go over pooled k
   for a while (doubling on repeated failures) and the call is retried on another instance of the
   same model and version. Results are cached (bounded LRU with a TTL) by model, version, function
   and arguments. Failures are logged and give None: never an exception into the stream.
+- ``apply_batch`` makes the same calls for many rows at once: the rows not in the cache (each
+  distinct row once) are POSTed as one JSON list (in chunks of ``batch_max_rows``) and answered
+  by a list. A batch that fails on an instance (unreachable, 5xx) is retried on another; a batch
+  the model refuses (4xx) or answers with something else than one object per row is split in
+  halves until the rows it cannot take are alone, and a lone row is made as the plain ``apply``
+  call, so one bad row costs that row its result, not the whole batch.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import random
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -43,6 +50,7 @@ class GatewaySettings:
     eject_base: float = 1.0  # seconds a failed instance is left out, doubling per consecutive failure
     eject_max: float = 30.0
     max_connections: int = 64
+    batch_max_rows: int = 1000  # rows in one batched request (the built-in model server takes 1024)
 
 
 def endpoint_map(endpoint: Endpoint) -> dict[str, Any]:
@@ -91,7 +99,8 @@ class MaasGateway:
         self._cache: TTLCache[tuple[Any, ...], dict[str, Any]] | None = (
             TTLCache(settings.cache_size, settings.cache_ttl, timer=clock) if settings.cache_size > 0 else None
         )
-        self.stats = {"calls": 0, "cache_hits": 0, "failures": 0, "retries": 0}
+        # calls: rows asked for (apply or apply_batch); batches / batch_rows: batched requests sent
+        self.stats = {"calls": 0, "cache_hits": 0, "failures": 0, "retries": 0, "batches": 0, "batch_rows": 0}
 
     def close(self) -> None:
         self.http.close()
@@ -116,17 +125,19 @@ class MaasGateway:
 
     # -- calling ------------------------------------------------------------------------------
     def apply(self, endpoint: dict[str, Any], function: str | None, args: dict[str, Any]) -> dict[str, Any] | None:
-        alias = function or DEFAULT_FUNCTION
-        path = str(endpoint.get(f"endpoint:{alias}") or alias).lstrip("/")
+        name, version, path = _target(endpoint, function)
         params = {str(k): _param(v) for k, v in args.items()}
-        name, version = str(endpoint.get("name", "")), endpoint.get("version")
-        key = (name, version, path, tuple(sorted(params.items())))
+        key = _cache_key(name, version, path, params)
         with self._lock:
             self.stats["calls"] += 1
             if self._cache is not None and key in self._cache:
                 self.stats["cache_hits"] += 1
                 return self._cache[key]
+        return self._get(endpoint, name, version, path, params, key)
 
+    def _get(self, endpoint: Mapping[str, Any], name: str, version: Any, path: str, params: dict[str, str],
+             key: tuple[Any, ...]) -> dict[str, Any] | None:
+        """One Metron-style GET, retried on other instances; caches what it gets."""
         url = str(endpoint.get("url", "")).rstrip("/")
         tried: set[str] = set()
         for attempt in range(self.settings.attempts):
@@ -180,8 +191,144 @@ class MaasGateway:
             return None, False
         return (body, False) if isinstance(body, dict) else (None, False)
 
+    # -- batched calling ----------------------------------------------------------------------
+    def apply_batch(self, endpoint: dict[str, Any], function: str | None,
+                    rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any] | None]:
+        """``apply(endpoint, function, row)`` for every row, answered in order, in few requests.
+
+        Rows already in the cache are answered from it and equal rows are sent once; the others
+        are POSTed as JSON lists of at most ``batch_max_rows`` objects. A batch is retried on
+        another instance when one is unreachable or fails (5xx); when the model refuses a batch
+        (4xx) or answers it with anything but one object per row, the batch is split in halves,
+        down to single rows, which are made as plain ``apply`` calls (GET). Never raises: a row
+        that cannot be answered gets None.
+        """
+        name, version, path = _target(endpoint, function)
+        keys: list[tuple[Any, ...]] = []
+        for row in rows:
+            keys.append(_cache_key(name, version, path, {str(k): _param(v) for k, v in row.items()}))
+        results: list[dict[str, Any] | None] = [None] * len(rows)
+        todo: dict[tuple[Any, ...], list[int]] = {}
+        with self._lock:
+            self.stats["calls"] += len(rows)
+            for index, key in enumerate(keys):
+                if self._cache is not None and key in self._cache:
+                    self.stats["cache_hits"] += 1
+                    results[index] = self._cache[key]
+                else:
+                    todo.setdefault(key, []).append(index)
+        unique = [(key, rows[indexes[0]]) for key, indexes in todo.items()]
+        size = max(1, self.settings.batch_max_rows)
+        for start in range(0, len(unique), size):
+            chunk = unique[start:start + size]
+            answers = self._post_rows(endpoint, name, version, path, [row for _, row in chunk], [k for k, _ in chunk])
+            for (key, _), answer in zip(chunk, answers):
+                for index in todo[key]:
+                    results[index] = answer
+        return results
+
+    def _post_rows(self, endpoint: Mapping[str, Any], name: str, version: Any, path: str,
+                   rows: list[Mapping[str, Any]], keys: list[tuple[Any, ...]]) -> list[dict[str, Any] | None]:
+        """Answers for ``rows`` (distinct, not cached): one POST, retried elsewhere, split on refusal."""
+        if len(rows) == 1:  # a batch of one is the plain call
+            return [self._get(endpoint, name, version, path, {str(k): _param(v) for k, v in rows[0].items()}, keys[0])]
+        url = str(endpoint.get("url", "")).rstrip("/")
+        body = [_json_value(dict(row)) for row in rows]
+        tried: set[str] = set()
+        answered = False  # did any instance answer HTTP (rather than being unreachable)?
+        for _attempt in range(self.settings.attempts):
+            with self._lock:
+                self.stats["batches"] += 1
+                self.stats["batch_rows"] += len(rows)
+            answers, outcome = self._post(url, path, body)
+            if answers is not None:
+                results: list[dict[str, Any] | None] = list(answers)
+                for i, answer in enumerate(answers):
+                    if answer is None:  # not an object: this row alone, the plain way
+                        results[i] = self._post_rows(endpoint, name, version, path, [rows[i]], [keys[i]])[0]
+                    elif self._cache is not None:
+                        with self._lock:
+                            self._cache[keys[i]] = answer
+                return results
+            answered = answered or outcome != "unreachable"
+            if outcome not in ("unreachable", "server"):
+                break  # the model refused this batch: another instance would too
+            tried.add(url)
+            nxt = self._choose(self.discovery.endpoints(name, version), tried)
+            if nxt is None:
+                break
+            url = nxt.url
+            with self._lock:
+                self.stats["retries"] += 1
+        if not answered:  # no instance could be reached: single calls would fare no better
+            with self._lock:
+                self.stats["failures"] += len(rows)
+            return [None] * len(rows)
+        half = len(rows) // 2
+        return (self._post_rows(endpoint, name, version, path, rows[:half], keys[:half])
+                + self._post_rows(endpoint, name, version, path, rows[half:], keys[half:]))
+
+    def _post(self, url: str, path: str, body: list[Any]) -> tuple[list[dict[str, Any] | None] | None, str]:
+        """(one answer per row — None for a row answered with a non-object — or None, and the
+        outcome: ``ok``, ``unreachable``, ``server`` (5xx), ``refused`` (4xx) or ``malformed``)."""
+        with self._lock:
+            self._in_flight[url] += 1
+        try:
+            response = self.http.post(f"{url}/{path}", json=body)
+        except httpx.HTTPError as exc:
+            log.warning("batch call to model %s failed: %s", url, exc or type(exc).__name__)
+            with self._lock:
+                self._outliers.failed(url)
+            return None, "unreachable"
+        finally:
+            with self._lock:
+                self._in_flight[url] -= 1
+        if response.status_code >= 500:
+            log.warning("model %s answered %d to a batch of %d", url, response.status_code, len(body))
+            with self._lock:
+                self._outliers.failed(url)
+            return None, "server"
+        with self._lock:
+            self._outliers.succeeded(url)
+        if response.status_code != 200:
+            log.info("model %s refused a batch of %d (%d): %s", url, len(body), response.status_code,
+                     response.text[:200])
+            return None, "refused"
+        try:
+            answer = response.json()
+        except ValueError:
+            log.warning("model %s answered a batch with non-JSON", url)
+            return None, "malformed"
+        if not isinstance(answer, list) or len(answer) != len(body):
+            log.warning("model %s answered a batch of %d with %s", url, len(body),
+                        f"{len(answer)} items" if isinstance(answer, list) else type(answer).__name__)
+            return None, "malformed"
+        return [item if isinstance(item, dict) else None for item in answer], "ok"
+
+
+def _target(endpoint: Mapping[str, Any], function: str | None) -> tuple[str, Any, str]:
+    """(model name, version, request path) of a call."""
+    alias = function or DEFAULT_FUNCTION
+    path = str(endpoint.get(f"endpoint:{alias}") or alias).lstrip("/")
+    return str(endpoint.get("name", "")), endpoint.get("version"), path
+
+
+def _cache_key(name: str, version: Any, path: str, params: dict[str, str]) -> tuple[Any, ...]:
+    return (name, version, path, tuple(sorted(params.items())))
+
 
 def _param(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` as JSON can carry it (a batch row's argument values keep their JSON types)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_json_value(v) for v in value]
+    return str(value)
