@@ -3,6 +3,7 @@ Metron's option names (DESIGN.md §8)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def main(
     timeout: float,
 ) -> None:
     """Deploy models to a MaaS cluster."""
+    # kazoo reports every failed connection attempt; the command reports the outcome once.
+    logging.getLogger("kazoo").addHandler(logging.NullHandler())
     mode = mode.upper()
     if mode not in ("LIST", "STATUS"):
         missing = [opt for opt, val in (("-n/--name", name), ("-v/--version", version)) if not val]
