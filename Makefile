@@ -42,4 +42,4 @@ bench: install zookeeper model
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .run $(DGA_MODEL) .pytest_cache
+	rm -rf $(VENV) .bench-venv .run $(DGA_MODEL) .pytest_cache

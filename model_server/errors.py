@@ -58,8 +58,19 @@ class InvalidInput(ModelServerError):
     http_status = 422
 
 
+class InvalidTensor(BadRequest):
+    """An Open Inference Protocol input tensor is malformed or does not fit the model (unknown or
+    missing name, wrong datatype, shape or element count, bad binary data)."""
+
+
 class FunctionNotFound(ModelServerError):
     """The request names a function the model does not offer."""
+
+    http_status = 404
+
+
+class ModelNotFound(ModelServerError):
+    """The request names a model (or a version) this server does not serve."""
 
     http_status = 404
 
@@ -75,7 +86,7 @@ class PayloadTooLarge(ModelServerError):
 
 
 class ModelNotReady(ModelServerError):
-    """The model is not loaded or its warm-up inference has not passed."""
+    """The model is not loaded, its warm-up inference has not passed, or the server is draining."""
 
     http_status = 503
 

@@ -2,9 +2,10 @@
 
 ``GET /<function>?k=v&…`` is one row whose values are text (parsed by each argument's dtype);
 ``POST /<function>`` carries a JSON object (one row, answered with one object) or a JSON list of
-objects (a batch, answered with a list). These functions turn a query string or a body into rows
-for :meth:`model_server.runtime.ModelRuntime.predict`, raising
-:class:`~model_server.errors.BadRequest` for what the protocol cannot accept.
+objects (a batch, answered with a list). These functions turn a query string or a body into rows,
+raising :class:`~model_server.errors.BadRequest` for what the protocol cannot accept;
+:class:`MetronProtocol` decodes the rows into tensors (so a bad row is refused before it can join a
+batch), runs them through :mod:`model_server.batcher` and encodes the outputs per row.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from model_server.errors import BadRequest
+from starlette.concurrency import run_in_threadpool
+
+from model_server.batcher import Batcher
+from model_server.errors import BadRequest, FunctionNotFound
+from model_server.runtime import ModelRuntime
+
+OFFLOAD_BYTES = 64 * 1024  # bodies larger than this are parsed and decoded in the thread pool
+OFFLOAD_ROWS = 256         # answers with more rows are encoded in the thread pool
 
 
 @dataclass(frozen=True)
@@ -43,12 +51,21 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+JSON_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # ASCII-only output
+
+
+def parse_json(body: bytes) -> Any:
+    """``json.loads(body)`` with NaN/Infinity refused, sharing one decoder between requests."""
+    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+
+
 def rows_from_body(body: bytes, *, max_rows: int | None = None) -> Rows:
     """Rows from a JSON body: an object (one row) or a non-empty list of objects (a batch)."""
     if not body.strip():
         raise BadRequest("the request body is empty; send a JSON object or a list of JSON objects")
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = parse_json(body)
     except RecursionError as exc:
         raise BadRequest("the request body is nested too deeply") from exc
     except UnicodeDecodeError as exc:
@@ -81,3 +98,45 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "list"
     return "object"
+
+
+class MetronProtocol:
+    """The Metron-style function of one model, served through ``batcher``."""
+
+    def __init__(self, runtime: ModelRuntime, batcher: Batcher, *, max_rows: int) -> None:
+        self.runtime = runtime
+        self.batcher = batcher
+        self.max_rows = max_rows
+
+    @property
+    def function(self) -> str:
+        return self.runtime.function
+
+    def check_function(self, function: str) -> None:
+        if function != self.runtime.function:
+            raise FunctionNotFound(f"unknown function {function!r}; this model offers {self.runtime.function!r}")
+
+    async def apply_query(self, function: str, params: Iterable[tuple[str, str]]) -> Any:
+        """``GET /<function>?k=v&…``: one row of text values."""
+        self.check_function(function)
+        return await self._apply(rows_from_query(params), offload=False)
+
+    async def apply_body(self, function: str, body: bytes) -> Any:
+        """``POST /<function>`` with a JSON object (one row) or a list of objects (a batch)."""
+        self.check_function(function)
+        self.runtime.check_ready()
+        if len(body) > OFFLOAD_BYTES:  # large: parse in the thread pool, keep the event loop free
+            rows = await run_in_threadpool(rows_from_body, body, max_rows=self.max_rows)
+            return await self._apply(rows, offload=True)
+        return await self._apply(rows_from_body(body, max_rows=self.max_rows), offload=False)
+
+    async def _apply(self, rows: Rows, *, offload: bool) -> Any:
+        self.runtime.check_ready()
+        if offload:
+            tensors = await run_in_threadpool(self.runtime.decode, rows.rows, text=rows.text)
+        else:
+            tensors = self.runtime.decode(rows.rows, text=rows.text)
+        results = await self.batcher.infer(tensors, self.runtime.output_names)
+        if len(rows.rows) > OFFLOAD_ROWS:
+            return rows.answer(await run_in_threadpool(self.runtime.encode, results, len(rows.rows)))
+        return rows.answer(self.runtime.encode(results, len(rows.rows)))

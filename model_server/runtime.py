@@ -6,7 +6,8 @@ payload's signature to it. It offers two levels, which protocols sit on top of:
 * :meth:`ModelRuntime.infer` — named input tensors (by the model's input names) → named outputs,
   for tensor protocols such as the Open Inference Protocol;
 * :meth:`ModelRuntime.predict` — rows of named arguments → rows of named outputs, for the
-  Metron-style REST protocol (:mod:`model_server.rest`).
+  Metron-style REST protocol (:mod:`model_server.rest`); its two halves, :meth:`ModelRuntime.decode`
+  and :meth:`ModelRuntime.encode`, let a server put :mod:`model_server.batcher` between them.
 
 onnxruntime's errors are translated here into :mod:`model_server.errors`.
 """
@@ -90,6 +91,23 @@ class ModelRuntime:
         """Loaded and the warm-up inference passed."""
         return self._ready.is_set()
 
+    def check_ready(self) -> None:
+        """Raise :class:`ModelNotReady` before the warm-up passed."""
+        if not self._ready.is_set():
+            raise ModelNotReady(f"model {self.name} is not ready")
+
+    @property
+    def batchable(self) -> bool:
+        """Whether requests can be stacked along the first dimension into one call: every input's
+        first dimension is dynamic (not fixed at 1) and no tensor output declares a fixed one."""
+        if self.binding.max_batch is not None:
+            return False
+        for out in self.model_outputs:
+            if out.type.startswith("tensor(") and out.shape is not None:
+                if len(out.shape) == 0 or (isinstance(out.shape[0], int) and out.shape[0] > 0):
+                    return False
+        return True
+
     def warm_up(self) -> None:
         """Run one inference on an example row (defaults, else zeros / empty strings); the
         runtime is ready once it passed. Raises :class:`ModelLoadError` if it fails."""
@@ -141,18 +159,31 @@ class ModelRuntime:
         Raises :class:`InvalidInput` for rows that do not fit the signature, and
         :class:`ModelNotReady` before the warm-up passed.
         """
-        if not self.ready:
-            raise ModelNotReady(f"model {self.name} is not ready")
+        self.check_ready()
         return self._predict(rows, text=text)
 
     def _predict(self, rows: Sequence[Mapping[str, Any]], *, text: bool = False) -> list[dict[str, Any]]:
+        tensors = self.decode(rows, text=text)
+        return self.encode(self.infer(tensors, self.encoder.names), len(rows))
+
+    def decode(self, rows: Sequence[Mapping[str, Any]], *, text: bool = False) -> dict[str, np.ndarray]:
+        """Rows of arguments → the model's input tensors (batch dimension first), every value checked
+        against the signature. Raises :class:`InvalidInput`."""
         if not rows:
             raise InvalidInput("no rows to predict")
         if self.max_batch_size is not None and len(rows) > self.max_batch_size:
             raise InvalidInput(f"a batch holds at most {self.max_batch_size} rows, got {len(rows)}")
-        tensors = self.decoder.decode(rows, text=text)
-        results = self.infer(tensors, self.encoder.names)
-        return self.encoder.encode(results, len(rows))
+        return self.decoder.decode(rows, text=text)
+
+    @property
+    def output_names(self) -> list[str]:
+        """The model outputs :meth:`encode` needs."""
+        return self.encoder.names
+
+    def encode(self, results: Mapping[str, Any], rows: int) -> list[dict[str, Any]]:
+        """The model's outputs (from :meth:`infer` with :attr:`output_names`) → one dict per row,
+        keyed by the signature's response keys."""
+        return self.encoder.encode(results, rows)
 
 
 def _concat(parts: list[Any]) -> Any:

@@ -2,24 +2,28 @@
 
 :class:`ModelServer` is a ``uvicorn.Server`` that writes the endpoint file (atomically) right
 after its socket is listening and removes it when it shuts down, so the file exists exactly while
-the service answers. SIGTERM and SIGINT stop it gracefully: uvicorn stops accepting connections
-and finishes the requests in flight, and :func:`serve` returns 0.
+the service answers. SIGTERM and SIGINT stop it gracefully: the server reports not ready
+(``/v2/health/ready`` → 503), uvicorn stops accepting connections and lets the requests in flight
+finish (for at most ``--graceful-timeout`` seconds), then the app's lifespan drains the batcher's
+queue, and :func:`serve` returns 0.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import socket
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import uvicorn
 from fastapi import FastAPI
 
+from model_server.app import HotPaths
 from model_server.settings import Settings
 
 log = logging.getLogger("model_server.server")
@@ -41,10 +45,12 @@ def write_endpoint_file(path: Path, url: str, functions: dict[str, str]) -> None
 class ModelServer(uvicorn.Server):
     """uvicorn's server, announcing itself in the endpoint file once it listens."""
 
-    def __init__(self, config: uvicorn.Config, settings: Settings, functions: dict[str, str]) -> None:
+    def __init__(self, config: uvicorn.Config, settings: Settings, functions: dict[str, str],
+                 on_drain: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.settings = settings
         self.functions = functions
+        self.on_drain = on_drain
         self.url: str | None = None
 
     @property
@@ -66,6 +72,8 @@ class ModelServer(uvicorn.Server):
             log.info("listening at %s; wrote %s", self.url, self.settings.endpoint_file)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.on_drain is not None:
+            self.on_drain()
         if self.settings.endpoint_file is not None:
             self.settings.endpoint_file.unlink(missing_ok=True)
         await super().shutdown(sockets=sockets)
@@ -77,14 +85,15 @@ def _log_stop_signal(signum: int, _frame: Any) -> None:
     log.info("stopped by %s", signal.Signals(signum).name)
 
 
-def serve(app: FastAPI, settings: Settings, functions: dict[str, str]) -> int:
+def serve(app: FastAPI | HotPaths, settings: Settings, functions: dict[str, str]) -> int:
     """Serve until SIGTERM/SIGINT; 0 after a graceful stop, non-zero if the server could not start."""
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
-        access_log=settings.access_log, lifespan="on", timeout_graceful_shutdown=30,
+        access_log=settings.access_log, lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
         server_header=False, proxy_headers=False,
     )
-    server = ModelServer(config, settings, functions)
+    serving = getattr(app.state, "serving", None)
+    server = ModelServer(config, settings, functions, on_drain=serving.drain if serving is not None else None)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _log_stop_signal)
     try:

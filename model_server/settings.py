@@ -5,6 +5,11 @@ They come from command-line flags; each flag also reads an environment variable
 give the defaults of the port (``MAAS_PORT``), the model name (``MAAS_MODEL_NAME``) and version
 (``MAAS_MODEL_VERSION``). :meth:`Settings.from_args` raises
 :class:`~model_server.errors.SettingsError` with every problem named.
+
+Batching (:mod:`model_server.batcher`): ``--batching/--no-batching`` (on by default),
+``--max-batch-size`` (the most rows in one request and in one coalesced onnxruntime call) and
+``--max-queue-delay-ms`` (how long a batch formed from requests that queued behind a running
+inference may wait for more; 0 by default — a request reaching an idle runner never waits).
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Literal, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from model_server.errors import PayloadError, SettingsError
 
@@ -23,6 +30,10 @@ DEFAULT_MODEL_FILE = "model.onnx"
 DEFAULT_SIGNATURE_FILE = "signature.json"
 ENV_PREFIX = "MODEL_SERVER_"
 LOCAL_WILDCARDS = {"0.0.0.0", "::", ""}
+# model names and versions appear in Open Inference Protocol paths (/v2/models/{name}/versions/{version})
+URL_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._\-]{0,127}$")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
@@ -40,9 +51,18 @@ class Settings(BaseModel):
     endpoint_file: Path | None = Field(None, description="Where to write endpoint.dat once listening")
     threads: int = Field(1, ge=1, le=256, description="onnxruntime intra-op threads per inference")
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30, description="Largest accepted request body")
-    max_batch_size: int = Field(1024, ge=1, le=1_000_000, description="Most rows in one request")
-    model_name: str = Field("model", min_length=1, description="Reported by GET /")
-    model_version: str = Field("", description="Reported by GET /")
+    max_batch_size: int = Field(1024, ge=1, le=1_000_000,
+                                description="Most rows in one request, and in one coalesced onnxruntime call")
+    batching: bool = Field(True, description="Coalesce concurrent requests into one onnxruntime call")
+    max_queue_delay_ms: float = Field(0.0, ge=0, le=10_000,
+                                      description="How long a batch of requests that queued behind a running "
+                                                  "inference may wait for more requests (never a lone request)")
+    graceful_timeout: float = Field(30.0, gt=0, le=3600,
+                                    description="Seconds to let requests in flight finish after SIGTERM")
+    model_name: str = Field("model",
+                            description="Reported by GET / and served as /v2/models/{name}")
+    model_version: str = Field("",
+                               description="Reported by GET / and served as /v2/models/{name}/versions/{version}")
     log_level: LogLevel = "info"
     access_log: bool = False
 
@@ -53,6 +73,21 @@ class Settings(BaseModel):
         if not host or any(c.isspace() or c in "/?#@" for c in host):
             raise ValueError(f"{host!r} is not a host name or address")
         return host
+
+    @field_validator("model_name", "model_version")
+    @classmethod
+    def _url_name(cls, value: str, info: ValidationInfo) -> str:
+        if info.field_name == "model_version" and value == "":
+            return value
+        if not URL_NAME.match(value):
+            raise ValueError(f"{value!r} must be 1-128 letters, digits, '.', '_' or '-', not starting with '.' or "
+                             f"'-' (it is part of /v2/models/… paths)")
+        return value
+
+    @property
+    def max_queue_delay(self) -> float:
+        """``max_queue_delay_ms`` in seconds."""
+        return self.max_queue_delay_ms / 1000.0
 
     @model_validator(mode="after")
     def _files(self) -> "Settings":
@@ -123,7 +158,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     """The command line; each flag's default comes from ``MODEL_SERVER_<FLAG>``."""
     parser = _Parser(prog="python -m model_server",
-                     description="Serve an ONNX model payload over HTTP (Metron-style REST + health routes).")
+                     description="Serve an ONNX model payload over HTTP: the Metron-style REST API, the Open "
+                                 "Inference Protocol (KServe V2) and Prometheus metrics.")
 
     def env(flag: str, *fallbacks: str) -> str | None:
         for name in (ENV_PREFIX + flag.upper().replace("-", "_"), *fallbacks):
@@ -148,18 +184,33 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="write endpoint.dat here once the server listens (atomically)")
     parser.add_argument("--threads", default=env("threads"), help="onnxruntime intra-op threads (default: 1)")
     parser.add_argument("--max-body-bytes", default=env("max-body-bytes"), help="largest request body (default: 1 MiB)")
-    parser.add_argument("--max-batch-size", default=env("max-batch-size"), help="most rows per request (default: 1024)")
+    parser.add_argument("--max-batch-size", default=env("max-batch-size"),
+                        help="most rows per request and per coalesced onnxruntime call (default: 1024)")
+    parser.add_argument("--batching", action=argparse.BooleanOptionalAction, default=_flag(env("batching"), "batching"),
+                        help="coalesce concurrent requests into one onnxruntime call (default: on)")
+    parser.add_argument("--max-queue-delay-ms", default=env("max-queue-delay-ms"),
+                        help="how long a batch formed while the runner was busy may wait for more requests "
+                             "(default: 0)")
+    parser.add_argument("--graceful-timeout", default=env("graceful-timeout"),
+                        help="seconds to let requests in flight finish on SIGTERM (default: 30)")
     parser.add_argument("--model-name", default=envget("MAAS_MODEL_NAME") or env("model-name"),
                         help="model name reported by GET / (default: $MAAS_MODEL_NAME)")
     parser.add_argument("--model-version", default=envget("MAAS_MODEL_VERSION") or env("model-version"),
                         help="model version reported by GET / (default: $MAAS_MODEL_VERSION)")
     parser.add_argument("--log-level", default=env("log-level"), help="critical|error|warning|info|debug")
-    parser.add_argument("--access-log", action="store_const", const=True, default=_flag(env("access-log")),
-                        help="log every request")
+    parser.add_argument("--access-log", action="store_const", const=True,
+                        default=_flag(env("access-log"), "access-log"), help="log every request")
     return parser
 
 
-def _flag(value: str | None) -> bool | None:
+def _flag(value: str | None, flag: str) -> bool | None:
+    """A boolean from the environment: 1/true/yes/on or 0/false/no/off; anything else is an error."""
     if value is None:
         return None
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{ENV_PREFIX}{flag.upper().replace('-', '_')}={value!r} is not a boolean "
+                        f"(use one of {', '.join(sorted(TRUE_WORDS | FALSE_WORDS))})")

@@ -39,7 +39,7 @@ ONNX_ELEMENT_TYPES: dict[str, str] = {
 }
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.\-]*$"
-RESERVED_FUNCTIONS = {"v2"}  # the Open Inference Protocol's prefix
+RESERVED_FUNCTIONS = {"v2", "metrics"}  # the Open Inference Protocol's prefix, Prometheus' path
 
 Dim = Annotated[int, Field(ge=-1)] | None
 

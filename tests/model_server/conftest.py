@@ -1,23 +1,29 @@
 """Fixtures of the model-server tests: the DGA payload built once per session from
-``examples/dga/train.py``, a small multi-input/multi-output model built with ``onnx.helper``,
-and in-process clients (FastAPI's TestClient) serving them."""
+``examples/dga/train.py``; small models built with ``onnx.helper`` (multi-input/multi-output,
+several datatypes, one identity per Open Inference Protocol datatype, a slow one); in-process
+clients (FastAPI's TestClient) serving them; and real ``python -m model_server`` processes."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import httpx
 import numpy as np
 import onnx
 import pytest
 from fastapi.testclient import TestClient
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from model_server.app import create_app
 from model_server.settings import Settings
@@ -135,3 +141,162 @@ def multi_payload(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def multi_client(multi_payload: Path) -> Iterator[TestClient]:
     with TestClient(create_app(settings_for(multi_payload, max_batch_size=50))) as client:
         yield client
+
+
+# -- a model over several datatypes (INT64, BOOL, FP16 inputs) -----------------------------------
+
+DTYPES_SIGNATURE: dict[str, Any] = {
+    "function": "mix",
+    "inputs": [
+        {"name": "ids", "dtype": "int64", "shape": [-1, 3]},
+        {"name": "flag", "dtype": "bool", "shape": [-1], "default": False},
+        {"name": "half", "dtype": "float16", "shape": [-1, 2]},
+    ],
+    "outputs": [
+        {"name": "id_sum", "key": "sum"},
+        {"name": "picked", "key": "picked"},
+        {"name": "flag_not", "key": "not_flag", "labels": {"true": "off", "false": "on"}},
+        {"name": "half_sq", "key": "squared"},
+    ],
+}
+
+
+def build_dtypes_model() -> onnx.ModelProto:
+    """``id_sum = sum(ids, 1)`` (INT64), ``picked = flag ? id_sum : -id_sum``, ``flag_not = !flag``
+    (BOOL), ``half_sq = half * half`` (FP16)."""
+    nodes = [
+        helper.make_node("ReduceSum", ["ids", "axis1"], ["id_sum"], keepdims=0),
+        helper.make_node("Neg", ["id_sum"], ["id_neg"]),
+        helper.make_node("Where", ["flag", "id_sum", "id_neg"], ["picked"]),
+        helper.make_node("Not", ["flag"], ["flag_not"]),
+        helper.make_node("Mul", ["half", "half"], ["half_sq"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "dtypes",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["N", 3]),
+         helper.make_tensor_value_info("flag", TensorProto.BOOL, ["N"]),
+         helper.make_tensor_value_info("half", TensorProto.FLOAT16, ["N", 2])],
+        [helper.make_tensor_value_info("id_sum", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("picked", TensorProto.INT64, ["N"]),
+         helper.make_tensor_value_info("flag_not", TensorProto.BOOL, ["N"]),
+         helper.make_tensor_value_info("half_sq", TensorProto.FLOAT16, ["N", 2])],
+        initializer=[helper.make_tensor("axis1", TensorProto.INT64, [1], [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+# every Open Inference Protocol datatype: V2 name → (ONNX element type, numpy dtype)
+V2_DATATYPES: dict[str, tuple[int, Any]] = {
+    "BOOL": (TensorProto.BOOL, np.bool_), "INT8": (TensorProto.INT8, np.int8), "INT16": (TensorProto.INT16, np.int16),
+    "INT32": (TensorProto.INT32, np.int32), "INT64": (TensorProto.INT64, np.int64),
+    "UINT8": (TensorProto.UINT8, np.uint8), "UINT16": (TensorProto.UINT16, np.uint16),
+    "UINT32": (TensorProto.UINT32, np.uint32), "UINT64": (TensorProto.UINT64, np.uint64),
+    "FP16": (TensorProto.FLOAT16, np.float16), "FP32": (TensorProto.FLOAT, np.float32),
+    "FP64": (TensorProto.DOUBLE, np.float64), "BYTES": (TensorProto.STRING, np.object_),
+}
+
+
+def build_identity_model() -> onnx.ModelProto:
+    """One ``[N, 2]`` input ``in_<type>`` per datatype, returned as ``out_<type>``."""
+    inputs, outputs, nodes = [], [], []
+    for name, (elem, _) in V2_DATATYPES.items():
+        low = name.lower()
+        inputs.append(helper.make_tensor_value_info(f"in_{low}", elem, ["N", 2]))
+        outputs.append(helper.make_tensor_value_info(f"out_{low}", elem, ["N", 2]))
+        nodes.append(helper.make_node("Identity", [f"in_{low}"], [f"out_{low}"]))
+    model = helper.make_model(helper.make_graph(nodes, "identity", inputs, outputs),
+                              opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def build_slow_model(size: int = 1024, layers: int = 8) -> onnx.ModelProto:
+    """``y = x @ W @ W … (layers times)``: a float model slow enough to have requests in flight."""
+    weight = np.full((size, size), 1.0 / size, dtype=np.float32)
+    nodes, previous = [], "x"
+    for layer in range(layers):
+        nodes.append(helper.make_node("MatMul", [previous, "w"], [f"h{layer}"]))
+        previous = f"h{layer}"
+    nodes.append(helper.make_node("ReduceSum", [previous, "axis1"], ["y"], keepdims=0))
+    graph = helper.make_graph(
+        nodes, "slow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"])],
+        initializer=[numpy_helper.from_array(weight, "w"),
+                     helper.make_tensor("axis1", TensorProto.INT64, [1], [1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    return model
+
+
+@pytest.fixture(scope="session")
+def dtypes_payload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_payload(tmp_path_factory.mktemp("dtypes") / "payload", build_dtypes_model(), DTYPES_SIGNATURE)
+
+
+@pytest.fixture(scope="session")
+def identity_payload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_payload(tmp_path_factory.mktemp("identity") / "payload", build_identity_model(), None)
+
+
+# -- real servers: `python -m model_server` processes on free ports ------------------------------
+
+class ServedModel:
+    """A ``python -m model_server`` process serving a payload on a free port."""
+
+    def __init__(self, payload: Path, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "model_server", "--payload", str(payload), "--port", str(self.port),
+             "--log-level", "warning", *args],
+            env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60.0) -> "ServedModel":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"model_server exited with {self.process.returncode}: "
+                                   f"{self.process.stderr.read() if self.process.stderr else ''}")
+            try:
+                if httpx.get(f"{self.url}/v2/health/ready", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("model_server did not become ready")
+
+    def stop(self) -> int:
+        """SIGTERM (graceful), then SIGKILL after 30 s; the exit code."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return int(self.process.returncode)
+
+
+@pytest.fixture(scope="session")
+def serve() -> Iterator[Callable[..., ServedModel]]:
+    """``serve(payload, *flags, env=…)``: a ready server process, shared by the session (one per
+    payload and flags), stopped at the end."""
+    servers: dict[tuple[Any, ...], ServedModel] = {}
+
+    def start(payload: Path, *args: str, env: dict[str, str] | None = None) -> ServedModel:
+        key = (str(payload), args, tuple(sorted((env or {}).items())))
+        if key not in servers:
+            servers[key] = ServedModel(payload, list(args), env).wait_ready()
+        return servers[key]
+
+    yield start
+    for server in servers.values():
+        server.stop()

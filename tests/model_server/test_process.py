@@ -1,6 +1,7 @@
 """``python -m model_server`` as a real process: the endpoint file appears only once the server
-answers, SIGTERM stops it cleanly, a broken payload exits non-zero before listening, and the DGA
-payload's script honours the payload contract the runner relies on."""
+answers, SIGTERM stops it cleanly — letting running and queued requests finish —, a broken payload
+exits non-zero before listening, and the DGA payload's script honours the payload contract the
+runner relies on."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import signal
 import socket
 import subprocess
 import sys
+import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -20,7 +23,8 @@ import pytest
 
 from maas.payload import find_script, parse_endpoint
 from maas.probe import check_http
-from tests.model_server.conftest import MULTI_SIGNATURE, build_multi_model, free_port, write_payload
+from tests.model_server.conftest import (MULTI_SIGNATURE, build_multi_model, build_slow_model, free_port,
+                                         write_payload)
 
 pytestmark = pytest.mark.e2e
 
@@ -146,3 +150,44 @@ def test_port_in_use_fails_without_an_endpoint_file(multi_payload: Path, tmp_pat
     assert result.returncode != 0
     assert "could not serve" in result.stderr
     assert not (tmp_path / "endpoint.dat").exists()
+
+
+@pytest.mark.parametrize("batching", ["--batching", "--no-batching"])
+def test_sigterm_lets_running_and_queued_requests_finish(tmp_path: Path, processes: list[subprocess.Popen[str]],
+                                                         batching: str) -> None:
+    payload = write_payload(tmp_path / "slow", build_slow_model(layers=40), None)  # ~0.5 s per request
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start([sys.executable, "-m", "model_server", "--payload", str(payload), "--port", str(port),
+                  "--threads", "1", batching, "--endpoint-file", str(tmp_path / "endpoint.dat")], cwd=tmp_path)
+    processes.append(proc)
+    wait_for_endpoint(proc, tmp_path / "endpoint.dat")
+    body = json.dumps([{"x": [1.0] * 1024}] * 48)
+
+    def call(_: int) -> tuple[int, object]:
+        with httpx.Client(timeout=60) as http:
+            response = http.post(f"{url}/apply", content=body)
+            return response.status_code, response.json()
+
+    with ThreadPoolExecutor(6) as pool:
+        futures = [pool.submit(call, i) for i in range(6)]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # until requests run and (batching) others queue behind them
+            metrics = httpx.get(f"{url}/metrics", timeout=5).text
+            queued = float(re.search(r"^model_server_queue_rows\{[^}]*\} (\S+)$", metrics, re.M).group(1))
+            # requests whose inference has started (the queue time is observed when it starts)
+            dispatched = float(re.search(r"^model_server_queue_duration_seconds_count\{[^}]*\} (\S+)$", metrics,
+                                         re.M).group(1))
+            if (batching == "--batching" and dispatched >= 1 and queued >= 48) or \
+                    (batching == "--no-batching" and dispatched >= 2):
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the requests never were in flight together")
+        proc.send_signal(signal.SIGTERM)
+        answers = [f.result(timeout=60) for f in futures]
+    assert [status for status, _ in answers] == [200] * 6, answers
+    assert all(answer == [{"y": pytest.approx(1024.0, rel=1e-4)}] * 48 for _, answer in answers)
+    assert proc.wait(timeout=60) == 0
+    assert not is_listening(port)
+    assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
