@@ -24,7 +24,8 @@ TRUE_TEXT = {"true", "1", "yes", "on"}
 FALSE_TEXT = {"false", "0", "no", "off"}
 
 
-def _type_name(value: Any) -> str:
+def json_type_name(value: Any) -> str:
+    """How a (JSON-decoded) value is named in error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -60,7 +61,7 @@ class InputCodec:
     # -- scalars --------------------------------------------------------------------------------
     def _float(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {_type_name(value)}")
+            raise ValueError(f"expected a number, got {json_type_name(value)}")
         try:
             number = float(value)
         except OverflowError:
@@ -75,7 +76,7 @@ class InputCodec:
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected an integer, got {_type_name(value)}" +
+            raise ValueError(f"expected an integer, got {json_type_name(value)}" +
                              (f" {value!r}" if isinstance(value, float) else ""))
         low, high = self._int_range
         if not low <= value <= high:
@@ -84,12 +85,12 @@ class InputCodec:
 
     def _bool(self, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise ValueError(f"expected a boolean, got {_type_name(value)}")
+            raise ValueError(f"expected a boolean, got {json_type_name(value)}")
         return value
 
     def _string(self, value: Any) -> str:
         if not isinstance(value, str):
-            raise ValueError(f"expected a string, got {_type_name(value)}")
+            raise ValueError(f"expected a string, got {json_type_name(value)}")
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -106,7 +107,7 @@ class InputCodec:
         if not isinstance(value, list):
             if self.scalar_ok:
                 return np.array(self._convert(value), dtype=self.dtype).reshape((1,) * len(shape))
-            raise ValueError(f"expected a list of shape {self.shape_text}, got {_type_name(value)}")
+            raise ValueError(f"expected a list of shape {self.shape_text}, got {json_type_name(value)}")
         flat: list[Any] = []
         actual: list[int | None] = [None] * len(shape)
         self._walk(value, 0, actual, flat)
@@ -116,7 +117,7 @@ class InputCodec:
 
     def _walk(self, value: Any, depth: int, actual: list[int | None], flat: list[Any]) -> None:
         if not isinstance(value, list):
-            raise ValueError(f"expected a list of shape {self.shape_text}, got a {_type_name(value)} at depth {depth}")
+            raise ValueError(f"expected a list of shape {self.shape_text}, got a {json_type_name(value)} at depth {depth}")
         expected = self.binding.row_shape[depth]
         if expected is not None and len(value) != expected:
             raise ValueError(f"expected shape {self.shape_text}, got {len(value)} elements at depth {depth}")

@@ -17,6 +17,7 @@ from typing import Any, Iterable
 from starlette.concurrency import run_in_threadpool
 
 from model_server.batcher import Batcher
+from model_server.codec import json_type_name
 from model_server.errors import BadRequest, FunctionNotFound
 from model_server.runtime import ModelRuntime
 
@@ -81,23 +82,10 @@ def rows_from_body(body: bytes, *, max_rows: int | None = None) -> Rows:
             raise BadRequest(f"the batch has {len(data)} rows; at most {max_rows} are allowed")
         for index, row in enumerate(data):
             if not isinstance(row, dict):
-                raise BadRequest(f"row {index} of the batch is a {_json_type(row)}, not a JSON object")
+                raise BadRequest(f"row {index} of the batch is a {json_type_name(row)}, not a JSON object")
         return Rows(data, batch=True, text=False)
-    raise BadRequest(f"the request body is a JSON {_json_type(data)}; send a JSON object or a list of JSON objects")
+    raise BadRequest(f"the request body is a JSON {json_type_name(data)}; send a JSON object or a list of JSON objects")
 
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return "object"
 
 
 class MetronProtocol:

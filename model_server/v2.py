@@ -39,6 +39,7 @@ import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from model_server.batcher import Batcher
+from model_server.codec import json_type_name
 from model_server.errors import BadRequest, InferenceError, InvalidTensor, ModelNotFound, ModelNotReady
 from model_server.runtime import ModelRuntime
 from model_server.signature import ONNX_ELEMENT_TYPES, numpy_dtype
@@ -71,19 +72,6 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return "object"
 
 
 def _server_version() -> str:
@@ -184,11 +172,11 @@ class RequestParser:
         header, binary = self._split(body, header_length)
         doc = self._json(header)
         if not isinstance(doc, dict):
-            raise BadRequest(f"the request body is a JSON {_json_type(doc)}; send an inference request object "
+            raise BadRequest(f"the request body is a JSON {json_type_name(doc)}; send an inference request object "
                              f"with 'inputs'")
         request_id = doc.get("id")
         if request_id is not None and not isinstance(request_id, str):
-            raise BadRequest(f"'id' must be a string, not a {_json_type(request_id)}")
+            raise BadRequest(f"'id' must be a string, not a {json_type_name(request_id)}")
         parameters = self._parameters(doc.get("parameters"), "'parameters'")
         binary_default = self._bool(parameters.get("binary_data_output", False), "parameters.binary_data_output")
         if "classification" in parameters:
@@ -229,28 +217,28 @@ class RequestParser:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            raise BadRequest(f"{where} must be a JSON object, not a {_json_type(value)}")
+            raise BadRequest(f"{where} must be a JSON object, not a {json_type_name(value)}")
         return value
 
     @staticmethod
     def _bool(value: Any, where: str) -> bool:
         if not isinstance(value, bool):
-            raise BadRequest(f"{where} must be true or false, not a {_json_type(value)}")
+            raise BadRequest(f"{where} must be true or false, not a {json_type_name(value)}")
         return value
 
     # -- inputs ---------------------------------------------------------------------------------------
     def _inputs(self, raw_inputs: Any, binary: memoryview) -> tuple[dict[str, np.ndarray], int]:
         if not isinstance(raw_inputs, list) or not raw_inputs:
-            what = "missing" if raw_inputs is None else f"a {_json_type(raw_inputs)}" if raw_inputs != [] else "empty"
+            what = "missing" if raw_inputs is None else f"a {json_type_name(raw_inputs)}" if raw_inputs != [] else "empty"
             raise BadRequest(f"'inputs' must be a non-empty list of input tensors; it is {what}")
         tensors: dict[str, np.ndarray] = {}
         offset = 0
         for index, raw in enumerate(raw_inputs):
             if not isinstance(raw, dict):
-                raise InvalidTensor(f"inputs[{index}] must be a JSON object, not a {_json_type(raw)}")
+                raise InvalidTensor(f"inputs[{index}] must be a JSON object, not a {json_type_name(raw)}")
             name = raw.get("name")
             if not isinstance(name, str):
-                raise InvalidTensor(f"inputs[{index}]: 'name' must be a string, not a {_json_type(name)}")
+                raise InvalidTensor(f"inputs[{index}]: 'name' must be a string, not a {json_type_name(name)}")
             if name in tensors:
                 raise InvalidTensor(f"input {name!r} is given more than once")
             spec = self.inputs.get(name)
@@ -290,7 +278,7 @@ class RequestParser:
     def _check_datatype(spec: InputTensor, datatype: Any, where: str) -> None:
         if not isinstance(datatype, str):
             raise InvalidTensor(f"{where}: 'datatype' must be a string such as {spec.datatype!r}, not a "
-                                f"{_json_type(datatype)}")
+                                f"{json_type_name(datatype)}")
         if datatype not in V2_DTYPES:
             raise InvalidTensor(f"{where}: unknown datatype {datatype!r} (one of {', '.join(V2_DTYPES)})")
         if datatype != spec.datatype:
@@ -323,15 +311,15 @@ class RequestParser:
             every = tuple(self.outputs)
             return every, frozenset(every) if binary_default else frozenset()
         if not isinstance(raw_outputs, list):
-            raise BadRequest(f"'outputs' must be a list of requested outputs, not a {_json_type(raw_outputs)}")
+            raise BadRequest(f"'outputs' must be a list of requested outputs, not a {json_type_name(raw_outputs)}")
         names: list[str] = []
         binary: set[str] = set()
         for index, raw in enumerate(raw_outputs):
             if not isinstance(raw, dict):
-                raise InvalidTensor(f"outputs[{index}] must be a JSON object, not a {_json_type(raw)}")
+                raise InvalidTensor(f"outputs[{index}] must be a JSON object, not a {json_type_name(raw)}")
             name = raw.get("name")
             if not isinstance(name, str):
-                raise InvalidTensor(f"outputs[{index}]: 'name' must be a string, not a {_json_type(name)}")
+                raise InvalidTensor(f"outputs[{index}]: 'name' must be a string, not a {json_type_name(name)}")
             if name not in self.outputs:
                 raise InvalidTensor(f"unknown output {name!r} (the model's outputs: "
                                     f"{', '.join(map(repr, self.outputs))})")
@@ -363,7 +351,7 @@ def tensor_from_json(spec: InputTensor, shape: tuple[int, ...], data: Any, where
     if unexpected:
         example = next(v for v in flat if type(v) in unexpected)
         raise InvalidTensor(f"{where}: expected {_WANTED[spec.kind]} for {spec.datatype}, got "
-                            f"{_json_type(example)} {_short(example)}")
+                            f"{json_type_name(example)} {_short(example)}")
     if spec.kind == "string":
         try:
             "".join(flat).encode("utf-8")
@@ -384,7 +372,7 @@ def tensor_from_json(spec: InputTensor, shape: tuple[int, ...], data: Any, where
 
 def _flatten(data: Any, rank: int, where: str) -> list[Any]:
     if not isinstance(data, list):
-        raise InvalidTensor(f"{where}: 'data' must be a JSON list, not a {_json_type(data)}")
+        raise InvalidTensor(f"{where}: 'data' must be a JSON list, not a {json_type_name(data)}")
     level = data
     for _ in range(rank):
         nested = sum(1 for v in level if type(v) is list)
