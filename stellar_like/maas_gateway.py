@@ -160,27 +160,36 @@ class MaasGateway:
             self.stats["failures"] += 1
         return None
 
-    def _call(self, url: str, path: str, params: dict[str, str]) -> tuple[dict[str, Any] | None, bool]:
-        """(result, whether another instance might do better)."""
+    def _send(self, method: str, url: str, path: str, what: str, **request: Any) -> httpx.Response | str:
+        """One HTTP call to an instance, counted in its in-flight requests, with the outlier
+        bookkeeping every call shares: the response of a healthy answer (2xx-4xx), else the
+        outcome ``unreachable`` (transport error) or ``server`` (5xx), the instance ejected."""
         with self._lock:
             self._in_flight[url] += 1
         try:
-            response = self.http.get(f"{url}/{path}", params=params)
+            response = self.http.request(method, f"{url}/{path}", **request)
         except httpx.HTTPError as exc:
-            log.warning("call to model %s failed: %s", url, exc or type(exc).__name__)
+            log.warning("%s to model %s failed: %s", what, url, exc or type(exc).__name__)
             with self._lock:
                 self._outliers.failed(url)
-            return None, True
+            return "unreachable"
         finally:
             with self._lock:
                 self._in_flight[url] -= 1
         if response.status_code >= 500:
-            log.warning("model %s answered %d", url, response.status_code)
+            log.warning("model %s answered %d to %s", url, response.status_code, what)
             with self._lock:
                 self._outliers.failed(url)
-            return None, True
+            return "server"
         with self._lock:
             self._outliers.succeeded(url)
+        return response
+
+    def _call(self, url: str, path: str, params: dict[str, str]) -> tuple[dict[str, Any] | None, bool]:
+        """(result, whether another instance might do better)."""
+        response = self._send("GET", url, path, "a call", params=params)
+        if isinstance(response, str):
+            return None, True
         if response.status_code != 200:  # the request itself is wrong: another instance won't help
             log.warning("model %s refused the call (%d): %s", url, response.status_code, response.text[:200])
             return None, False
@@ -271,25 +280,9 @@ class MaasGateway:
     def _post(self, url: str, path: str, body: list[Any]) -> tuple[list[dict[str, Any] | None] | None, str]:
         """(one answer per row — None for a row answered with a non-object — or None, and the
         outcome: ``ok``, ``unreachable``, ``server`` (5xx), ``refused`` (4xx) or ``malformed``)."""
-        with self._lock:
-            self._in_flight[url] += 1
-        try:
-            response = self.http.post(f"{url}/{path}", json=body)
-        except httpx.HTTPError as exc:
-            log.warning("batch call to model %s failed: %s", url, exc or type(exc).__name__)
-            with self._lock:
-                self._outliers.failed(url)
-            return None, "unreachable"
-        finally:
-            with self._lock:
-                self._in_flight[url] -= 1
-        if response.status_code >= 500:
-            log.warning("model %s answered %d to a batch of %d", url, response.status_code, len(body))
-            with self._lock:
-                self._outliers.failed(url)
-            return None, "server"
-        with self._lock:
-            self._outliers.succeeded(url)
+        response = self._send("POST", url, path, f"a batch of {len(body)}", json=body)
+        if isinstance(response, str):
+            return None, response
         if response.status_code != 200:
             log.info("model %s refused a batch of %d (%d): %s", url, len(body), response.status_code,
                      response.text[:200])

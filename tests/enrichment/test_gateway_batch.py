@@ -120,12 +120,13 @@ def test_named_function_path_is_used(services: list[ModelService]) -> None:
     gw = gateway([a], cache_size=0)
     ep = {**endpoint(a), "endpoint:score": "v2/score"}
     seen: list[str] = []
-    original = gw.http.post
+    original = gw.http.request
 
-    def spy(url: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    def spy(method: str, url: str, **kwargs: object):  # type: ignore[no-untyped-def]
+        assert method == "POST"
         seen.append(url)
-        return original(url, **kwargs)
+        return original(method, url, **kwargs)
 
-    gw.http.post = spy  # type: ignore[method-assign]
+    gw.http.request = spy  # type: ignore[method-assign]
     gw.apply_batch(ep, "score", rows("1", "2"))
     assert seen == [f"{a.url}/v2/score"]
