@@ -264,19 +264,10 @@ class _Compiler:
             folded = self._fold(lambda: not truthy(operand.value))
             if folded is not None:
                 return folded
-        f = operand.fn
-        pos = node.pos
+        cond = _truth(operand.fn, node.pos)
 
         def logical_not(v: Mapping[str, Any], c: Context) -> bool:
-            value = f(v, c)
-            if value is True:
-                return False
-            if value is False or value is None:
-                return True
-            try:
-                return not truthy(value)
-            except StellarEvaluationError as exc:
-                raise exc.attach(None, pos) from None
+            return not cond(v, c)
 
         return _Code(logical_not)
 
@@ -366,21 +357,7 @@ class _Compiler:
 
     # ---- conditionals ------------------------------------------------------------------------
     def _condition(self, node: Node) -> Evaluator:
-        f = self.compile(node).fn
-        pos = node.pos
-
-        def condition(v: Mapping[str, Any], c: Context) -> bool:
-            value = f(v, c)
-            if value is True:
-                return True
-            if value is False or value is None:
-                return False
-            try:
-                return truthy(value)
-            except StellarEvaluationError as exc:
-                raise exc.attach(None, pos) from None
-
-        return condition
+        return _truth(self.compile(node).fn, node.pos)
 
     def _conditional(self, node: Conditional) -> _Code:
         cond = self._condition(node.condition)
@@ -507,3 +484,21 @@ def _make_call(spec: FunctionSpec, fns: tuple[Evaluator, ...], pos: Position) ->
             raise failed(exc) from exc
 
     return call
+
+
+def _truth(f: Evaluator, pos: Position | None) -> Evaluator:
+    """``f``'s value as a Stellar condition (null and empty collections are false); an error
+    from a value that cannot be a condition is reported at ``pos``."""
+
+    def condition(v: Mapping[str, Any], c: Context) -> bool:
+        value = f(v, c)
+        if value is True:
+            return True
+        if value is False or value is None:
+            return False
+        try:
+            return truthy(value)
+        except StellarEvaluationError as exc:
+            raise exc.attach(None, pos) from None
+
+    return condition
