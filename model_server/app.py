@@ -35,10 +35,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams, State
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from model_server import jsonio
 from model_server.batcher import Batcher
 from model_server.errors import ModelNotFound, ModelServerError, PayloadTooLarge
 from model_server.metrics import CONTENT_TYPE, ERROR_KIND_KEY, Message, Metrics, MetricsMiddleware, Receive, Scope, Send
-from model_server.rest import JSON_ENCODER, MetronProtocol
+from model_server.rest import MetronProtocol
 from model_server.runtime import ModelRuntime
 from model_server.settings import Settings
 from model_server.v2 import HEADER_LENGTH, V2Protocol
@@ -47,12 +48,12 @@ log = logging.getLogger("model_server.app")
 
 
 class JSONBody(Response):
-    """JSON with non-ASCII escaped: valid whatever the strings hold (even lone surrogates)."""
+    """Compact JSON, written by :func:`model_server.jsonio.dumps` (valid whatever the strings hold)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return JSON_ENCODER.encode(content).encode("ascii")
+        return jsonio.dumps(content)
 
 
 def error_response(status: int, message: str) -> JSONBody:
@@ -284,7 +285,7 @@ class HotPaths:
             answer = await self.metron.apply_query(function, QueryParams(scope["query_string"]).multi_items())
         else:
             answer = await self.metron.apply_body(function, await self._body(scope, receive))
-        return JSON_ENCODER.encode(answer).encode("ascii"), [(b"content-type", b"application/json")]
+        return jsonio.dumps(answer), [(b"content-type", b"application/json")]
 
     async def _infer(self, scope: Scope, receive: Receive) -> tuple[bytes, RawHeaders]:
         name, version, _ = self.infer_paths[scope["path"]]

@@ -10,12 +10,12 @@ batch), runs them through :mod:`model_server.batcher` and encodes the outputs pe
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
 from starlette.concurrency import run_in_threadpool
 
+from model_server import jsonio
 from model_server.batcher import Batcher
 from model_server.codec import json_type_name
 from model_server.errors import BadRequest, FunctionNotFound
@@ -48,25 +48,12 @@ def rows_from_query(params: Iterable[tuple[str, str]]) -> Rows:
     return Rows([row], batch=False, text=True)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-JSON_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # ASCII-only output
-
-
-def parse_json(body: bytes) -> Any:
-    """``json.loads(body)`` with NaN/Infinity refused, sharing one decoder between requests."""
-    return _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
-
-
 def rows_from_body(body: bytes, *, max_rows: int | None = None) -> Rows:
     """Rows from a JSON body: an object (one row) or a non-empty list of objects (a batch)."""
     if not body.strip():
         raise BadRequest("the request body is empty; send a JSON object or a list of JSON objects")
     try:
-        data = parse_json(body)
+        data = jsonio.loads(body)
     except RecursionError as exc:
         raise BadRequest("the request body is nested too deeply") from exc
     except UnicodeDecodeError as exc:

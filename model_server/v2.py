@@ -38,6 +38,7 @@ import numpy as np
 
 from starlette.concurrency import run_in_threadpool
 
+from model_server import jsonio
 from model_server.batcher import Batcher
 from model_server.codec import json_type_name
 from model_server.errors import BadRequest, InferenceError, InvalidTensor, ModelNotFound, ModelNotReady
@@ -64,13 +65,6 @@ _TENSOR = re.compile(r"^tensor\((\w+)\)$")
 _MAP_SEQ = re.compile(r"^seq\(map\((\w+),\s*tensor\((\w+)\)\)\)$")
 _U32 = struct.Struct("<I")
 
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
 
 
@@ -204,7 +198,7 @@ class RequestParser:
         if not data.strip():
             raise BadRequest("the request body is empty; send an inference request object with 'inputs'")
         try:
-            return _DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
+            return jsonio.loads(data)
         except RecursionError as exc:
             raise BadRequest("the request body is nested too deeply") from exc
         except UnicodeDecodeError as exc:
@@ -507,7 +501,7 @@ def encode_response(request: InferRequest, results: Mapping[str, Any], outputs: 
     if request.id is not None:
         doc["id"] = request.id
     doc["outputs"] = entries
-    header = _ENCODER.encode(doc).encode("ascii")
+    header = jsonio.dumps(doc)
     if not chunks:
         return header, {"content-type": "application/json"}
     return header + b"".join(chunks), {"content-type": "application/octet-stream",
