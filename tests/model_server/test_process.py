@@ -16,7 +16,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -155,7 +155,7 @@ def test_port_in_use_fails_without_an_endpoint_file(multi_payload: Path, tmp_pat
 @pytest.mark.parametrize("batching", ["--batching", "--no-batching"])
 def test_sigterm_lets_running_and_queued_requests_finish(tmp_path: Path, processes: list[subprocess.Popen[str]],
                                                          batching: str) -> None:
-    payload = write_payload(tmp_path / "slow", build_slow_model(layers=40), None)  # ~0.5 s per request
+    payload = write_payload(tmp_path / "slow", build_slow_model(layers=60), None)  # ~0.7 s per request
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start([sys.executable, "-m", "model_server", "--payload", str(payload), "--port", str(port),
@@ -169,21 +169,32 @@ def test_sigterm_lets_running_and_queued_requests_finish(tmp_path: Path, process
             response = http.post(f"{url}/apply", content=body)
             return response.status_code, response.json()
 
-    with ThreadPoolExecutor(6) as pool:
-        futures = [pool.submit(call, i) for i in range(6)]
+    def figures() -> tuple[float, float]:
+        """(rows queued, requests whose inference started: the queue time is observed at the start)."""
+        metrics = httpx.get(f"{url}/metrics", timeout=5).text
+        queued = float(re.search(r"^model_server_queue_rows\{[^}]*\} (\S+)$", metrics, re.M).group(1))
+        dispatched = float(re.search(r"^model_server_queue_duration_seconds_count\{[^}]*\} (\S+)$", metrics,
+                                     re.M).group(1))
+        return queued, dispatched
+
+    def wait_for(condition: Callable[[float, float], bool], what: str) -> None:
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # until requests run and (batching) others queue behind them
-            metrics = httpx.get(f"{url}/metrics", timeout=5).text
-            queued = float(re.search(r"^model_server_queue_rows\{[^}]*\} (\S+)$", metrics, re.M).group(1))
-            # requests whose inference has started (the queue time is observed when it starts)
-            dispatched = float(re.search(r"^model_server_queue_duration_seconds_count\{[^}]*\} (\S+)$", metrics,
-                                         re.M).group(1))
-            if (batching == "--batching" and dispatched >= 1 and queued >= 48) or \
-                    (batching == "--no-batching" and dispatched >= 2):
-                break
+        while time.monotonic() < deadline:
+            if condition(*figures()):
+                return
             time.sleep(0.01)
+        pytest.fail(f"never saw {what}")
+
+    with ThreadPoolExecutor(6) as pool:
+        # one request runs first (~0.7 s), then five more arrive while it runs: they queue (batching)
+        # or run beside it (no batching) — sent in two steps, so a slow start cannot spread them out
+        futures = [pool.submit(call, 0)]
+        wait_for(lambda queued, dispatched: dispatched >= 1, "the first request running")
+        futures += [pool.submit(call, i) for i in range(1, 6)]
+        if batching == "--batching":
+            wait_for(lambda queued, dispatched: queued >= 48, "requests queued behind a running one")
         else:
-            pytest.fail("the requests never were in flight together")
+            wait_for(lambda queued, dispatched: dispatched >= 2, "two requests running together")
         proc.send_signal(signal.SIGTERM)
         answers = [f.result(timeout=60) for f in futures]
     assert [status for status, _ in answers] == [200] * 6, answers
