@@ -9,7 +9,7 @@ ZK_JAR := /usr/share/java/zookeeper.jar
 DGA_MODEL := examples/dga/payload/model.onnx
 PYTEST_ARGS ?=
 
-.PHONY: all install zookeeper model demo test bench clean
+.PHONY: all install zookeeper wrk model demo test bench clean
 
 all: test
 
@@ -27,6 +27,16 @@ zookeeper:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq zookeeper >/dev/null; \
 	fi
 
+# the benchmarks' load generator (without it they fall back to a Python client, and say so)
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1; then \
+	  echo "Installing wrk from Debian's package"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 || \
+	  { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; } || \
+	  echo "wrk could not be installed: the benchmarks use their Python load generator"; \
+	fi
+
 $(DGA_MODEL): examples/dga/train.py $(VENV)/.installed
 	$(PY) examples/dga/train.py --out $@
 
@@ -38,7 +48,7 @@ demo: install zookeeper model
 test: install zookeeper model
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install zookeeper model
+bench: install zookeeper wrk model
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"bench.{name}")
         for r in module.run():
             results.append(r)
-            digits = 3 if r.unit == "×" else 1
-            print(f"  {r.metric:60} {r.value:12.{digits}f} {r.unit:6} {r.note}", flush=True)
+            value = f"{r.value:12.3g}" if r.unit in ("x", "×") else f"{r.value:12.1f}"  # ratios: 3 significant digits
+            print(f"  {r.metric:60} {value} {r.unit:6} {r.note}", flush=True)
         print(f"  ({time.monotonic() - t0:.0f}s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"environment": env, "results": [r.as_dict() for r in results]}, indent=2))

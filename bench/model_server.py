@@ -10,12 +10,22 @@
   clients and load on the same V2 requests. KServe lives in its own virtual environment,
   ``.bench-venv`` (created here when missing, with pip); if it cannot be installed or started, the
   rest is reported and the KServe figures say why they are missing;
-- ratios: ours / in-process, ours / KServe, batching on / off.
+- ratios: ours / in-process, ours / KServe, batching on / off;
+- batching on / off again on a model whose inference is a large share of a request: a dense sensor
+  autoencoder (128 readings → 2048 → 2048 → 128, an anomaly score; 4.5 M weights, built here
+  untrained — its cost, not its answers, is measured). The DGA model costs ~50 µs a call, less than
+  the HTTP handling of one request, so batching can at most save that share (see "bound" below).
 
-The concurrent load comes from ``python -m bench.model_server load …`` in a process of its own: a
-small asyncio HTTP/1.1 keep-alive client (httpx's AsyncClient costs more CPU per request than the
-servers measured, and this machine has two cores). Every process started here is stopped (SIGTERM,
-then SIGKILL of its process group) before :func:`run` returns.
+Where the machine has two CPUs or more, every server runs on one CPU and the load generator on the
+others, so the client never takes CPU from the server it measures, and every server gets the same
+single core. The concurrent load comes from ``wrk`` (C, keep-alive, a Lua script for the POST body;
+``make bench`` installs it), or, where wrk is missing, from ``python -m bench.model_server load …``,
+a small asyncio HTTP/1.1 keep-alive client whose own CPU cost then limits the fastest servers. Each
+figure says which. Every process started here is stopped (SIGTERM, then SIGKILL of its process
+group) before :func:`run` returns.
+
+"Bound" is what batching could give at most on a server that spends ``on`` CPU seconds per row with
+batching and ``off`` without: ``off / on``, reached when the server's CPU is the only limit.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -50,6 +61,9 @@ SINGLE_SECONDS = 3.0
 LOAD_SECONDS = 4.0
 CLIENTS = (1, 8, 32)
 MODEL_NAME = "dga"
+
+AE_NAME = "sensor_ae"
+AE_FEATURES, AE_HIDDEN = 128, 2048
 
 METRON_BODY = json.dumps({"host": HOST}).encode()
 V2_BODY = json.dumps({"id": "1", "inputs": [{"name": "host", "datatype": "BYTES", "shape": [1], "data": [HOST]}]}).encode()
@@ -123,7 +137,8 @@ class Process:
         self.log = log
         self._log = open(log, "ab")
         self.proc = subprocess.Popen(args, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **(env or {})}, start_new_session=True)
+                                     env={**os.environ, **(env or {})}, start_new_session=True,
+                                     preexec_fn=_pin(PLACEMENT.server))
 
     def wait_ready(self, url: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
@@ -158,6 +173,29 @@ class Process:
         self._log.close()
 
 
+class Placement:
+    """Which CPUs the servers and the load generator run on (all of them where there is one)."""
+
+    def __init__(self) -> None:
+        cpus = sorted(os.sched_getaffinity(0))
+        self.server = {cpus[-1]} if len(cpus) > 1 else set(cpus)
+        self.load = set(cpus[:-1]) if len(cpus) > 1 else set(cpus)
+        self.split = len(cpus) > 1
+
+    def describe(self) -> str:
+        if not self.split:
+            return "one CPU: server and load share it"
+        return f"server on CPU {min(self.server)}, load on CPU {', '.join(map(str, sorted(self.load)))}"
+
+
+PLACEMENT = Placement()
+
+
+def _pin(cpus: set[int]) -> Any:
+    """A ``preexec_fn`` putting the child (and every thread it starts) on ``cpus``."""
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -173,6 +211,38 @@ def _ensure_dga_model(work: Path) -> Path:
     if not (payload / "model.onnx").is_file():
         subprocess.run([sys.executable, str(DGA / "train.py"), "--out", str(payload / "model.onnx")], check=True,
                        capture_output=True, timeout=600)
+    return payload
+
+
+def _build_autoencoder(work: Path) -> Path:
+    """A payload with the dense sensor autoencoder: ``x`` [n, 128] → ``score`` [n], the mean squared
+    reconstruction error. He-initialised, untrained weights (seeded): only its cost matters here."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    dims = [AE_FEATURES, AE_HIDDEN, AE_HIDDEN, AE_FEATURES]
+    nodes, weights, previous = [], [], "x"
+    for layer, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+        w = (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+        weights += [numpy_helper.from_array(w, f"W{layer}"),
+                    numpy_helper.from_array(np.zeros(fan_out, np.float32), f"B{layer}")]
+        nodes.append(helper.make_node("Gemm", [previous, f"W{layer}", f"B{layer}"], [f"h{layer}"]))
+        previous = f"h{layer}"
+        if layer < len(dims) - 2:
+            nodes.append(helper.make_node("Relu", [previous], [f"a{layer}"]))
+            previous = f"a{layer}"
+    nodes += [helper.make_node("Sub", [previous, "x"], ["diff"]),
+              helper.make_node("Mul", ["diff", "diff"], ["squared"]),
+              helper.make_node("ReduceMean", ["squared"], ["score"], axes=[1], keepdims=0)]
+    graph = helper.make_graph(nodes, AE_NAME, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, AE_FEATURES])],
+                              [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    payload = work / "sensor_ae"
+    payload.mkdir()
+    onnx.save(model, str(payload / "model.onnx"))
     return payload
 
 
@@ -198,15 +268,14 @@ def _kserve_python() -> tuple[Path | None, str]:
 
 # -- measurements ---------------------------------------------------------------------------------
 
-def _in_process(model: Path) -> dict[str, float]:
+def _in_process(model: Path, one: dict[str, np.ndarray], many: dict[str, np.ndarray]) -> dict[str, float]:
+    """onnxruntime in this process (on the servers' CPU): one-row calls, and 32-row calls."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
-    one = {"host": np.array([HOST], dtype=object)}
-    many = {"host": np.array([HOST] * 32, dtype=object)}
     for _ in range(50):
         session.run(None, one)
     latencies = []
@@ -221,7 +290,7 @@ def _in_process(model: Path) -> dict[str, float]:
         session.run(None, many)
         calls += 1
     return {"calls_per_s": len(latencies) / sum(latencies), "p50": percentile(latencies, 50),
-            "rows_per_s_batch32": calls * 32 / (time.perf_counter() - start)}
+            "rows_per_s_batch32": calls * len(next(iter(many.values()))) / (time.perf_counter() - start)}
 
 
 def _single(url: str, body: bytes) -> dict[str, float]:
@@ -246,29 +315,76 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+LOAD_TOOL = "wrk" if shutil.which("wrk") else "python asyncio client"
+
+
 def _load(port: int, path: str, body: bytes, clients: int, work: Path, server_pid: int) -> dict[str, float]:
-    """``clients`` concurrent keep-alive connections for LOAD_SECONDS, in a process of its own; with
-    the server's CPU time per 1000 rows answered."""
+    """``clients`` concurrent keep-alive connections for LOAD_SECONDS, from a process of its own on
+    the load CPUs; with the server's CPU time per 1000 rows answered."""
     body_file = work / f"body-{abs(hash(body))}.json"
     body_file.write_bytes(body)
     cpu = _cpu_seconds(server_pid)
-    out = subprocess.run([sys.executable, "-m", "bench.model_server", "load", "--port", str(port), "--path", path,
-                          "--clients", str(clients), "--seconds", str(LOAD_SECONDS), "--body", str(body_file)],
-                         cwd=REPO, capture_output=True, text=True, timeout=LOAD_SECONDS + 60)
-    if out.returncode != 0:
-        raise RuntimeError(f"load generator failed: {out.stderr.strip()[-500:]}")
-    figures: dict[str, float] = json.loads(out.stdout)
+    if LOAD_TOOL == "wrk":
+        figures = _wrk(port, path, body_file, clients, work)
+    else:
+        out = subprocess.run([sys.executable, "-m", "bench.model_server", "load", "--port", str(port), "--path", path,
+                              "--clients", str(clients), "--seconds", str(LOAD_SECONDS), "--body", str(body_file)],
+                             cwd=REPO, capture_output=True, text=True, timeout=LOAD_SECONDS + 60,
+                             preexec_fn=_pin(PLACEMENT.load))
+        if out.returncode != 0:
+            raise RuntimeError(f"load generator failed: {out.stderr.strip()[-500:]}")
+        figures = json.loads(out.stdout)
     answered = figures["requests"] - figures["errors"]
     figures["cpu_ms_per_1000_rows"] = (_cpu_seconds(server_pid) - cpu) * 1e6 / max(answered, 1)
     return figures
 
 
-def _serve_ours(payload: Path, work: Path, batching: bool) -> tuple[Process, int]:
+WRK_SCRIPT = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = io.open("{body}", "rb"):read()
+"""
+_WRK_TIME = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def _wrk(port: int, path: str, body_file: Path, clients: int, work: Path) -> dict[str, float]:
+    """The same load from wrk: one thread per load CPU, ``clients`` connections."""
+    script = work / f"{body_file.stem}.lua"
+    script.write_text(WRK_SCRIPT.format(body=body_file))
+    threads = max(1, min(clients, len(PLACEMENT.load)))
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{clients}", f"-d{LOAD_SECONDS:.0f}s", "--latency", "-s",
+                          str(script), f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True,
+                         timeout=LOAD_SECONDS + 60, preexec_fn=_pin(PLACEMENT.load))
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed: {(out.stderr or out.stdout).strip()[-500:]}")
+    return _parse_wrk(out.stdout)
+
+
+def _parse_wrk(text: str) -> dict[str, float]:
+    """requests, errors (non-2xx and socket errors), rows_per_s (answered per second), p50, p99."""
+    def duration(value: str) -> float:
+        match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", value)
+        if match is None:
+            raise RuntimeError(f"cannot read wrk's latency {value!r}")
+        return float(match.group(1)) * _WRK_TIME[match.group(2)]
+
+    done = re.search(r"^\s*(\d+) requests in ([0-9.]+)(us|ms|s|m)", text, re.M)
+    if done is None:
+        raise RuntimeError(f"cannot read wrk's output: {text[-300:]}")
+    requests, elapsed = int(done.group(1)), duration(done.group(2) + done.group(3))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, sockets.groups())) if sockets else 0)
+    latency = dict(re.findall(r"^\s*(50|99)%\s+(\S+)$", text, re.M))
+    return {"requests": requests, "errors": errors, "rows_per_s": max(requests - errors, 0) / elapsed,
+            "p50": duration(latency["50"]), "p99": duration(latency["99"])}
+
+
+def _serve_ours(payload: Path, work: Path, batching: bool, name: str = MODEL_NAME) -> tuple[Process, int]:
     port = _free_port()
     process = Process([sys.executable, "-m", "model_server", "--payload", str(payload), "--port", str(port),
                        "--log-level", "warning", "--batching" if batching else "--no-batching"],
-                      work / f"ours-{'on' if batching else 'off'}.log", cwd=REPO,
-                      env={"MAAS_MODEL_NAME": MODEL_NAME, "MAAS_MODEL_VERSION": "1"})
+                      work / f"ours-{name}-{'on' if batching else 'off'}.log", cwd=REPO,
+                      env={"MAAS_MODEL_NAME": name, "MAAS_MODEL_VERSION": "1"})
     process.wait_ready(f"http://127.0.0.1:{port}/v2/health/ready")
     return process, port
 
@@ -289,12 +405,17 @@ def run() -> list[Result]:
     def add(metric: str, value: float, unit: str, note: str = "", **extra: Any) -> None:
         results.append(Result(SCENARIO, metric, float(value), unit, note, extra))
     work = Path(tempfile.mkdtemp(prefix="maas-bench-ms-"))
+    own_cpus = os.sched_getaffinity(0)
+    add("setup", float("nan"), "-", f"load from {LOAD_TOOL}; {PLACEMENT.describe()}")
     try:
         with ExitStack() as stack:
             payload = _ensure_dga_model(work)
             model = payload / "model.onnx"
 
-            base = _in_process(model)
+            os.sched_setaffinity(0, PLACEMENT.server)  # onnxruntime in process: on the servers' CPU
+            base = _in_process(model, {"host": np.array([HOST], dtype=object)},
+                               {"host": np.array([HOST] * 32, dtype=object)})
+            os.sched_setaffinity(0, PLACEMENT.load)  # the single-request clients: on the load CPUs
             add("in-process onnxruntime, 1 row", base["calls_per_s"], "calls/s", f"p50 {base['p50'] * 1e6:.0f} µs")
             add("in-process onnxruntime, 32 rows", base["rows_per_s_batch32"], "rows/s")
 
@@ -315,6 +436,13 @@ def run() -> list[Result]:
                                                                clients, work, pid)
                 process.stop()
 
+            process = Process([sys.executable, "-m", "bench.model_server", "floor", "--port", str(port := _free_port())],
+                              work / "floor.log", cwd=REPO)
+            stack.callback(process.stop)
+            process.wait_ready(f"http://127.0.0.1:{port}/")
+            floor = _load(port, "/apply", METRON_BODY, 32, work, process.proc.pid)
+            process.stop()
+
             kserve_note = ""
             python, why = _kserve_python()
             if python is None:
@@ -330,6 +458,21 @@ def run() -> list[Result]:
                     process.stop()
                 except RuntimeError as exc:
                     kserve_note = f"KServe could not be run: {exc}"
+
+            # the sensor autoencoder: batching where inference is a large share of a request
+            ae = _build_autoencoder(work)
+            readings = np.random.default_rng(3).standard_normal((32, AE_FEATURES)).astype(np.float32)
+            ae_body = json.dumps({"x": [round(float(v), 4) for v in readings[0]]}).encode()
+            os.sched_setaffinity(0, PLACEMENT.server)
+            ae_base = _in_process(ae / "model.onnx", {"x": readings[:1]}, {"x": readings})
+            os.sched_setaffinity(0, PLACEMENT.load)
+            for batching in (True, False):
+                process, port = _serve_ours(ae, work, batching, name=AE_NAME)
+                stack.callback(process.stop)
+                for clients in CLIENTS:
+                    load[(f"ae-{'on' if batching else 'off'}", str(clients))] = _load(
+                        port, "/apply", ae_body, clients, work, process.proc.pid)
+                process.stop()
 
         # -- single requests -------------------------------------------------------------------------
         names = {"metron": "ours, Metron POST /apply", "v2": "ours, V2 infer", "kserve": "KServe, V2 infer"}
@@ -351,6 +494,8 @@ def run() -> list[Result]:
         labels = {"metron-on": "ours, Metron, batching on", "metron-off": "ours, Metron, batching off",
                   "v2-on": "ours, V2, batching on", "v2-off": "ours, V2, batching off", "kserve": "KServe, V2"}
         for (key, count), figures in load.items():
+            if key not in labels:
+                continue
             add(f"{labels[key]}, {count} clients", figures["rows_per_s"], "rows/s",
                 f"p50 {figures['p50'] * 1000:.1f} ms, p99 {figures['p99'] * 1000:.1f} ms, "
                 f"server CPU {figures['cpu_ms_per_1000_rows']:.0f} ms/1000 rows", errors=figures["errors"],
@@ -363,13 +508,42 @@ def run() -> list[Result]:
                     on["rows_per_s"] / off["rows_per_s"], "x",
                     f"server CPU per row: on/off {on['cpu_ms_per_1000_rows'] / off['cpu_ms_per_1000_rows']:.2f}"
                     + ("; target ≥ 3 at 32 clients" if clients == 32 else ""))
+        floor_cpu = floor["cpu_ms_per_1000_rows"]
+        add("uvicorn alone (a fixed answer), 32 clients", floor["rows_per_s"], "req/s",
+            f"server CPU {floor_cpu:.0f} ms/1000 requests: the HTTP floor under every request")
+        for api in ("metron", "v2"):
+            on, off = load[(f"{api}-on", "32")], load[(f"{api}-off", "32")]
+            inference = 1e6 / base["rows_per_s_batch32"]  # ms per 1000 rows, in 32-row calls
+            add(f"ceiling batching on / off, {'Metron' if api == 'metron' else 'V2'}, 32 clients",
+                off["cpu_ms_per_1000_rows"] / (floor_cpu + inference), "x",
+                f"if the server's own handling cost nothing: CPU per row off / (HTTP floor + batched inference); "
+                f"its handling is {100 * (on['cpu_ms_per_1000_rows'] - floor_cpu - inference) / on['cpu_ms_per_1000_rows']:.0f} % "
+                f"of a batched row's CPU")
         for clients in CLIENTS:
             if ("kserve", str(clients)) in load:
                 add(f"ratio ours (V2, batching on) / KServe, {clients} clients",
                     load[("v2-on", str(clients))]["rows_per_s"] / load[("kserve", str(clients))]["rows_per_s"], "x")
         if kserve_note:
             add("KServe comparison", float("nan"), "-", kserve_note)
+
+        # -- the sensor autoencoder ----------------------------------------------------------------
+        add("sensor autoencoder, in-process, 1 row", ae_base["calls_per_s"], "calls/s",
+            f"p50 {ae_base['p50'] * 1e6:.0f} µs")
+        add("sensor autoencoder, in-process, 32 rows", ae_base["rows_per_s_batch32"], "rows/s")
+        for (key, count), figures in load.items():
+            if key.startswith("ae-"):
+                add(f"sensor autoencoder, Metron, batching {key[3:]}, {count} clients", figures["rows_per_s"], "rows/s",
+                    f"p50 {figures['p50'] * 1000:.1f} ms, p99 {figures['p99'] * 1000:.1f} ms, "
+                    f"server CPU {figures['cpu_ms_per_1000_rows']:.0f} ms/1000 rows", errors=figures["errors"],
+                    p50_ms=figures["p50"] * 1000, p99_ms=figures["p99"] * 1000,
+                    cpu_ms_per_1000_rows=figures["cpu_ms_per_1000_rows"])
+        for clients in CLIENTS:
+            on, off = load[("ae-on", str(clients))], load[("ae-off", str(clients))]
+            add(f"ratio sensor autoencoder, batching on / off, {clients} clients", on["rows_per_s"] / off["rows_per_s"],
+                "x", f"server CPU per row: on/off {on['cpu_ms_per_1000_rows'] / off['cpu_ms_per_1000_rows']:.2f}"
+                + ("; target ≥ 3 at 32 clients" if clients == 32 else ""))
     finally:
+        os.sched_setaffinity(0, own_cpus)
         if os.environ.get("MAAS_BENCH_KEEP"):
             print(f"kept {work}")
         else:
@@ -441,8 +615,36 @@ def _load_main(argv: list[str]) -> int:
     return 0
 
 
+# -- the HTTP floor (python -m bench.model_server floor --port N) ----------------------------------------
+
+async def _fixed_answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app that reads the request and sends a fixed JSON answer: what uvicorn costs alone."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    body = b'{"is_malicious":"legit","probability":0.0123}'
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _floor_main(argv: list[str]) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="python -m bench.model_server floor")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    # the model server's own uvicorn settings (model_server/server.py)
+    uvicorn.run(_fixed_answer, host="127.0.0.1", port=args.port, log_level="warning", access_log=False,
+                lifespan="off", server_header=False, proxy_headers=False)
+    return 0
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["load"]:
         sys.exit(_load_main(sys.argv[2:]))
+    if sys.argv[1:2] == ["floor"]:
+        sys.exit(_floor_main(sys.argv[2:]))
     for result in run():
         print(f"{result.metric:72} {result.value:12.2f} {result.unit:7} {result.note}", flush=True)
