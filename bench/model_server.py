@@ -1,8 +1,8 @@
-"""The model server on the DGA example model, in one run (about two minutes):
+"""The model server on two models, in one run (about two minutes); for each of them:
 
 - in-process onnxruntime: one-row calls per second (the floor every server adds to);
 - our server, single requests with a keep-alive ``httpx.Client``: p50/p99 latency and req/s, for
-  the Metron API (``POST /apply``) and the Open Inference Protocol (``POST /v2/models/dga/infer``);
+  the Metron API (``POST /apply``) and the Open Inference Protocol (``POST /v2/models/<m>/infer``);
 - rows/s at 1, 8 and 32 concurrent keep-alive clients, one row per request, with server-side
   batching on and off, for both APIs;
 - side by side, KServe's Python model server (the ``kserve`` package, a ``kserve.Model`` around the
@@ -11,21 +11,26 @@
   ``.bench-venv`` (created here when missing, with pip); if it cannot be installed or started, the
   rest is reported and the KServe figures say why they are missing;
 - ratios: ours / in-process, ours / KServe, batching on / off;
-- batching on / off again on a model whose inference is a large share of a request: a dense sensor
-  autoencoder (128 readings → 2048 → 2048 → 128, an anomaly score; 4.5 M weights, built here
-  untrained — its cost, not its answers, is measured). The DGA model costs ~50 µs a call, less than
-  the HTTP handling of one request, so batching can at most save that share (see "bound" below).
+- the ceiling batching could reach were the server's own request handling free (see below).
+
+The models: the DGA example (``examples/dga``: a string pipeline, ~50 µs a call, far less than the
+HTTP handling of a request), and a dense sensor autoencoder of the kind industrial anomaly
+detection uses (128 readings → 2048 → 2048 → 128, the mean squared reconstruction error as the
+anomaly score; 4.5 M weights, built here untrained — its cost, not its answers, is measured), whose
+inference is most of a request.
 
 Where the machine has two CPUs or more, every server runs on one CPU and the load generator on the
 others, so the client never takes CPU from the server it measures, and every server gets the same
 single core. The concurrent load comes from ``wrk`` (C, keep-alive, a Lua script for the POST body;
 ``make bench`` installs it), or, where wrk is missing, from ``python -m bench.model_server load …``,
 a small asyncio HTTP/1.1 keep-alive client whose own CPU cost then limits the fastest servers. Each
-figure says which. Every process started here is stopped (SIGTERM, then SIGKILL of its process
+"setup" line says which. Every process started here is stopped (SIGTERM, then SIGKILL of its process
 group) before :func:`run` returns.
 
-"Bound" is what batching could give at most on a server that spends ``on`` CPU seconds per row with
-batching and ``off`` without: ``off / on``, reached when the server's CPU is the only limit.
+The HTTP floor is uvicorn serving a fixed answer with the model server's settings, loaded alike;
+the "ceiling" of batching on a model is the server CPU per row without batching divided by that
+floor plus the model's batched inference per row: what batching would give were everything else the
+server does per request (parsing, validation, batching, encoding, metrics) free.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +63,8 @@ BENCH_VENV = Path(os.environ.get("MAAS_BENCH_VENV", REPO / ".bench-venv"))
 KSERVE_REQUIREMENTS = ["kserve", "onnxruntime", "numpy"]
 SCENARIO = "model_server"
 HOST = "xjwqkzvbtpqmd.com"
-SINGLE_SECONDS = 3.0
-LOAD_SECONDS = 4.0
+SINGLE_SECONDS = 2.0
+LOAD_SECONDS = 3.0
 CLIENTS = (1, 8, 32)
 MODEL_NAME = "dga"
 
@@ -389,14 +395,140 @@ def _serve_ours(payload: Path, work: Path, batching: bool, name: str = MODEL_NAM
     return process, port
 
 
-def _serve_kserve(python: Path, model: Path, work: Path) -> tuple[Process, int]:
+def _serve_kserve(python: Path, model: Path, work: Path, name: str) -> tuple[Process, int]:
     script = work / "kserve_onnx.py"
     script.write_text(KSERVE_SERVER)
     port = _free_port()
-    process = Process([str(python), str(script), "--http_port", str(port), "--model_name", MODEL_NAME,
-                       "--model_path", str(model)], work / "kserve.log", cwd=work)
-    process.wait_ready(f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/ready")
+    process = Process([str(python), str(script), "--http_port", str(port), "--model_name", name,
+                       "--model_path", str(model)], work / f"kserve-{name}.log", cwd=work)
+    process.wait_ready(f"http://127.0.0.1:{port}/v2/models/{name}/ready")
     return process, port
+
+
+@dataclass
+class Subject:
+    """One model measured: its payload, and one row of it in process and on both APIs."""
+
+    title: str  # in the table
+    name: str   # served as (the V2 model name)
+    payload: Path
+    one: dict[str, np.ndarray]   # one row, in process
+    many: dict[str, np.ndarray]  # 32 rows, in process
+    metron_body: bytes
+    v2_body: bytes
+
+
+def _subjects(work: Path) -> list[Subject]:
+    dga = _ensure_dga_model(work)
+    ae = _build_autoencoder(work)
+    readings = np.random.default_rng(3).standard_normal((32, AE_FEATURES)).astype(np.float32)
+    row = [round(float(v), 4) for v in readings[0]]
+    return [
+        Subject("DGA", MODEL_NAME, dga, {"host": np.array([HOST], dtype=object)},
+                {"host": np.array([HOST] * 32, dtype=object)}, METRON_BODY, V2_BODY),
+        Subject("sensor AE", AE_NAME, ae, {"x": readings[:1]}, {"x": readings}, json.dumps({"x": row}).encode(),
+                json.dumps({"id": "1", "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, AE_FEATURES],
+                                                   "data": row}]}).encode()),
+    ]
+
+
+def _measure(subject: Subject, work: Path, stack: ExitStack, kserve: Path | None) -> dict[str, Any]:
+    """In process; ours with batching on and off (single requests, then 1/8/32 clients on both APIs);
+    KServe on the same V2 requests when ``kserve`` (its python) is given."""
+    os.sched_setaffinity(0, PLACEMENT.server)  # onnxruntime in process: on the servers' CPU
+    base = _in_process(subject.payload / "model.onnx", subject.one, subject.many)
+    os.sched_setaffinity(0, PLACEMENT.load)  # the single-request clients: on the load CPUs
+    v2_path = f"/v2/models/{subject.name}/infer"
+    single: dict[str, dict[str, float]] = {}
+    load: dict[tuple[str, int], dict[str, float]] = {}
+    for batching in (True, False):
+        process, port = _serve_ours(subject.payload, work, batching, name=subject.name)
+        stack.callback(process.stop)
+        mode = "on" if batching else "off"
+        if batching:
+            single["metron"] = _single(f"http://127.0.0.1:{port}/apply", subject.metron_body)
+            single["v2"] = _single(f"http://127.0.0.1:{port}{v2_path}", subject.v2_body)
+        for clients in CLIENTS:
+            pid = process.proc.pid
+            load[(f"metron-{mode}", clients)] = _load(port, "/apply", subject.metron_body, clients, work, pid)
+            load[(f"v2-{mode}", clients)] = _load(port, v2_path, subject.v2_body, clients, work, pid)
+        process.stop()
+    kserve_note = ""
+    if kserve is not None:
+        try:
+            process, port = _serve_kserve(kserve, subject.payload / "model.onnx", work, subject.name)
+            stack.callback(process.stop)
+            single["kserve"] = _single(f"http://127.0.0.1:{port}{v2_path}", subject.v2_body)
+            for clients in CLIENTS:
+                load[("kserve", clients)] = _load(port, v2_path, subject.v2_body, clients, work, process.proc.pid)
+            process.stop()
+        except RuntimeError as exc:
+            kserve_note = f"KServe could not be run: {exc}"
+    return {"base": base, "single": single, "load": load, "kserve_note": kserve_note}
+
+
+def _floor(work: Path, stack: ExitStack) -> dict[str, float]:
+    """uvicorn serving a fixed answer, with the model server's settings, at 32 clients."""
+    port = _free_port()
+    process = Process([sys.executable, "-m", "bench.model_server", "floor", "--port", str(port)], work / "floor.log",
+                      cwd=REPO)
+    stack.callback(process.stop)
+    process.wait_ready(f"http://127.0.0.1:{port}/")
+    figures = _load(port, "/apply", METRON_BODY, 32, work, process.proc.pid)
+    process.stop()
+    return figures
+
+
+def _report(subject: Subject, figures: dict[str, Any], floor: dict[str, float], add: Any) -> None:
+    """The figures of one model as results, named after it."""
+    base, single, load = figures["base"], figures["single"], figures["load"]
+    title = subject.title
+    add(f"{title}: in-process onnxruntime, 1 row", base["calls_per_s"], "calls/s", f"p50 {base['p50'] * 1e6:.0f} µs")
+    add(f"{title}: in-process onnxruntime, 32 rows", base["rows_per_s_batch32"], "rows/s")
+
+    # -- single requests ---------------------------------------------------------------------------
+    names = {"metron": "ours, Metron POST /apply", "v2": "ours, V2 infer", "kserve": "KServe, V2 infer"}
+    for key, one in single.items():
+        add(f"{title}: {names[key]}: single request p50", one["p50"] * 1000, "ms", "keep-alive httpx.Client")
+        add(f"{title}: {names[key]}: single request p99", one["p99"] * 1000, "ms")
+        add(f"{title}: {names[key]}: single requests", one["rps"], "req/s", f"n={one['n']:.0f}")
+    for key in single:
+        add(f"{title}: {names[key]}: overhead per request (p50 - in-process)",
+            (single[key]["p50"] - base["p50"]) * 1000, "ms")
+    add(f"{title}: ratio ours (Metron) / in-process, single req/s", single["metron"]["rps"] / base["calls_per_s"], "x")
+    add(f"{title}: ratio ours (V2) / in-process, single req/s", single["v2"]["rps"] / base["calls_per_s"], "x")
+    if "kserve" in single:
+        add(f"{title}: ratio ours / KServe, V2 overhead per request",
+            (single["v2"]["p50"] - base["p50"]) / (single["kserve"]["p50"] - base["p50"]), "x", "lower is better")
+        add(f"{title}: ratio ours / KServe, V2 single req/s", single["v2"]["rps"] / single["kserve"]["rps"], "x")
+
+    # -- concurrency -------------------------------------------------------------------------------
+    labels = {"metron-on": "ours, Metron, batching on", "metron-off": "ours, Metron, batching off",
+              "v2-on": "ours, V2, batching on", "v2-off": "ours, V2, batching off", "kserve": "KServe, V2"}
+    for (key, clients), one in load.items():
+        add(f"{title}: {labels[key]}, {clients} clients", one["rows_per_s"], "rows/s",
+            f"p50 {one['p50'] * 1000:.1f} ms, p99 {one['p99'] * 1000:.1f} ms, "
+            f"server CPU {one['cpu_ms_per_1000_rows']:.0f} ms/1000 rows", errors=one["errors"],
+            p50_ms=one["p50"] * 1000, p99_ms=one["p99"] * 1000, cpu_ms_per_1000_rows=one["cpu_ms_per_1000_rows"])
+    inference = 1e6 / base["rows_per_s_batch32"]  # ms per 1000 rows, in 32-row calls
+    for api, api_title in (("metron", "Metron"), ("v2", "V2")):
+        for clients in CLIENTS:
+            on, off = load[(f"{api}-on", clients)], load[(f"{api}-off", clients)]
+            add(f"{title}: ratio batching on / off, {api_title}, {clients} clients", on["rows_per_s"] / off["rows_per_s"],
+                "x", f"server CPU per row: on/off {on['cpu_ms_per_1000_rows'] / off['cpu_ms_per_1000_rows']:.2f}"
+                + ("; target ≥ 3 at 32 clients" if clients == 32 else ""))
+        on, off = load[(f"{api}-on", 32)], load[(f"{api}-off", 32)]
+        handling = on["cpu_ms_per_1000_rows"] - floor["cpu_ms_per_1000_rows"] - inference
+        add(f"{title}: ceiling batching on / off, {api_title}, 32 clients",
+            off["cpu_ms_per_1000_rows"] / (floor["cpu_ms_per_1000_rows"] + inference), "x",
+            f"were the server's own handling free: CPU per row off / (HTTP floor + batched inference); "
+            f"that handling is {100 * handling / on['cpu_ms_per_1000_rows']:.0f} % of a batched row's CPU")
+    for clients in CLIENTS:
+        if ("kserve", clients) in load:
+            add(f"{title}: ratio ours (V2, batching on) / KServe, {clients} clients",
+                load[("v2-on", clients)]["rows_per_s"] / load[("kserve", clients)]["rows_per_s"], "x")
+    if figures["kserve_note"]:
+        add(f"{title}: KServe comparison", float("nan"), "-", figures["kserve_note"])
 
 
 def run() -> list[Result]:
@@ -409,139 +541,15 @@ def run() -> list[Result]:
     add("setup", float("nan"), "-", f"load from {LOAD_TOOL}; {PLACEMENT.describe()}")
     try:
         with ExitStack() as stack:
-            payload = _ensure_dga_model(work)
-            model = payload / "model.onnx"
-
-            os.sched_setaffinity(0, PLACEMENT.server)  # onnxruntime in process: on the servers' CPU
-            base = _in_process(model, {"host": np.array([HOST], dtype=object)},
-                               {"host": np.array([HOST] * 32, dtype=object)})
-            os.sched_setaffinity(0, PLACEMENT.load)  # the single-request clients: on the load CPUs
-            add("in-process onnxruntime, 1 row", base["calls_per_s"], "calls/s", f"p50 {base['p50'] * 1e6:.0f} µs")
-            add("in-process onnxruntime, 32 rows", base["rows_per_s_batch32"], "rows/s")
-
-            single: dict[str, dict[str, float]] = {}
-            load: dict[tuple[str, str], dict[str, float]] = {}
-            for batching in (True, False):
-                process, port = _serve_ours(payload, work, batching)
-                stack.callback(process.stop)
-                mode = "on" if batching else "off"
-                url = f"http://127.0.0.1:{port}"
-                if batching:
-                    single["metron"] = _single(f"{url}/apply", METRON_BODY)
-                    single["v2"] = _single(f"{url}/v2/models/{MODEL_NAME}/infer", V2_BODY)
-                for clients in CLIENTS:
-                    pid = process.proc.pid
-                    load[("metron-" + mode, str(clients))] = _load(port, "/apply", METRON_BODY, clients, work, pid)
-                    load[("v2-" + mode, str(clients))] = _load(port, f"/v2/models/{MODEL_NAME}/infer", V2_BODY,
-                                                               clients, work, pid)
-                process.stop()
-
-            process = Process([sys.executable, "-m", "bench.model_server", "floor", "--port", str(port := _free_port())],
-                              work / "floor.log", cwd=REPO)
-            stack.callback(process.stop)
-            process.wait_ready(f"http://127.0.0.1:{port}/")
-            floor = _load(port, "/apply", METRON_BODY, 32, work, process.proc.pid)
-            process.stop()
-
-            kserve_note = ""
-            python, why = _kserve_python()
-            if python is None:
-                kserve_note = why
-            else:
-                try:
-                    process, port = _serve_kserve(python, model, work)
-                    stack.callback(process.stop)
-                    single["kserve"] = _single(f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}/infer", V2_BODY)
-                    for clients in CLIENTS:
-                        load[("kserve", str(clients))] = _load(port, f"/v2/models/{MODEL_NAME}/infer", V2_BODY,
-                                                               clients, work, process.proc.pid)
-                    process.stop()
-                except RuntimeError as exc:
-                    kserve_note = f"KServe could not be run: {exc}"
-
-            # the sensor autoencoder: batching where inference is a large share of a request
-            ae = _build_autoencoder(work)
-            readings = np.random.default_rng(3).standard_normal((32, AE_FEATURES)).astype(np.float32)
-            ae_body = json.dumps({"x": [round(float(v), 4) for v in readings[0]]}).encode()
-            os.sched_setaffinity(0, PLACEMENT.server)
-            ae_base = _in_process(ae / "model.onnx", {"x": readings[:1]}, {"x": readings})
+            kserve, why = _kserve_python()
+            if kserve is None:
+                add("KServe comparison", float("nan"), "-", why)
             os.sched_setaffinity(0, PLACEMENT.load)
-            for batching in (True, False):
-                process, port = _serve_ours(ae, work, batching, name=AE_NAME)
-                stack.callback(process.stop)
-                for clients in CLIENTS:
-                    load[(f"ae-{'on' if batching else 'off'}", str(clients))] = _load(
-                        port, "/apply", ae_body, clients, work, process.proc.pid)
-                process.stop()
-
-        # -- single requests -------------------------------------------------------------------------
-        names = {"metron": "ours, Metron POST /apply", "v2": "ours, V2 infer", "kserve": "KServe, V2 infer"}
-        for key, figures in single.items():
-            add(f"{names[key]}: single request p50", figures["p50"] * 1000, "ms", "keep-alive httpx.Client")
-            add(f"{names[key]}: single request p99", figures["p99"] * 1000, "ms")
-            add(f"{names[key]}: single requests", figures["rps"], "req/s", f"n={figures['n']:.0f}")
-        for key in single:
-            overhead = (single[key]["p50"] - base["p50"]) * 1000
-            add(f"{names[key]}: overhead per request (p50 - in-process)", overhead, "ms")
-        add("ratio ours (Metron) / in-process, single req/s", single["metron"]["rps"] / base["calls_per_s"], "x")
-        add("ratio ours (V2) / in-process, single req/s", single["v2"]["rps"] / base["calls_per_s"], "x")
-        if "kserve" in single:
-            add("ratio ours / KServe, V2 overhead per request",
-                (single["v2"]["p50"] - base["p50"]) / (single["kserve"]["p50"] - base["p50"]), "x", "lower is better")
-            add("ratio ours / KServe, V2 single req/s", single["v2"]["rps"] / single["kserve"]["rps"], "x")
-
-        # -- concurrency -------------------------------------------------------------------------------
-        labels = {"metron-on": "ours, Metron, batching on", "metron-off": "ours, Metron, batching off",
-                  "v2-on": "ours, V2, batching on", "v2-off": "ours, V2, batching off", "kserve": "KServe, V2"}
-        for (key, count), figures in load.items():
-            if key not in labels:
-                continue
-            add(f"{labels[key]}, {count} clients", figures["rows_per_s"], "rows/s",
-                f"p50 {figures['p50'] * 1000:.1f} ms, p99 {figures['p99'] * 1000:.1f} ms, "
-                f"server CPU {figures['cpu_ms_per_1000_rows']:.0f} ms/1000 rows", errors=figures["errors"],
-                p50_ms=figures["p50"] * 1000, p99_ms=figures["p99"] * 1000,
-                cpu_ms_per_1000_rows=figures["cpu_ms_per_1000_rows"])
-        for api in ("metron", "v2"):
-            for clients in CLIENTS:
-                on, off = load[(f"{api}-on", str(clients))], load[(f"{api}-off", str(clients))]
-                add(f"ratio batching on / off, {'Metron' if api == 'metron' else 'V2'}, {clients} clients",
-                    on["rows_per_s"] / off["rows_per_s"], "x",
-                    f"server CPU per row: on/off {on['cpu_ms_per_1000_rows'] / off['cpu_ms_per_1000_rows']:.2f}"
-                    + ("; target ≥ 3 at 32 clients" if clients == 32 else ""))
-        floor_cpu = floor["cpu_ms_per_1000_rows"]
-        add("uvicorn alone (a fixed answer), 32 clients", floor["rows_per_s"], "req/s",
-            f"server CPU {floor_cpu:.0f} ms/1000 requests: the HTTP floor under every request")
-        for api in ("metron", "v2"):
-            on, off = load[(f"{api}-on", "32")], load[(f"{api}-off", "32")]
-            inference = 1e6 / base["rows_per_s_batch32"]  # ms per 1000 rows, in 32-row calls
-            add(f"ceiling batching on / off, {'Metron' if api == 'metron' else 'V2'}, 32 clients",
-                off["cpu_ms_per_1000_rows"] / (floor_cpu + inference), "x",
-                f"if the server's own handling cost nothing: CPU per row off / (HTTP floor + batched inference); "
-                f"its handling is {100 * (on['cpu_ms_per_1000_rows'] - floor_cpu - inference) / on['cpu_ms_per_1000_rows']:.0f} % "
-                f"of a batched row's CPU")
-        for clients in CLIENTS:
-            if ("kserve", str(clients)) in load:
-                add(f"ratio ours (V2, batching on) / KServe, {clients} clients",
-                    load[("v2-on", str(clients))]["rows_per_s"] / load[("kserve", str(clients))]["rows_per_s"], "x")
-        if kserve_note:
-            add("KServe comparison", float("nan"), "-", kserve_note)
-
-        # -- the sensor autoencoder ----------------------------------------------------------------
-        add("sensor autoencoder, in-process, 1 row", ae_base["calls_per_s"], "calls/s",
-            f"p50 {ae_base['p50'] * 1e6:.0f} µs")
-        add("sensor autoencoder, in-process, 32 rows", ae_base["rows_per_s_batch32"], "rows/s")
-        for (key, count), figures in load.items():
-            if key.startswith("ae-"):
-                add(f"sensor autoencoder, Metron, batching {key[3:]}, {count} clients", figures["rows_per_s"], "rows/s",
-                    f"p50 {figures['p50'] * 1000:.1f} ms, p99 {figures['p99'] * 1000:.1f} ms, "
-                    f"server CPU {figures['cpu_ms_per_1000_rows']:.0f} ms/1000 rows", errors=figures["errors"],
-                    p50_ms=figures["p50"] * 1000, p99_ms=figures["p99"] * 1000,
-                    cpu_ms_per_1000_rows=figures["cpu_ms_per_1000_rows"])
-        for clients in CLIENTS:
-            on, off = load[("ae-on", str(clients))], load[("ae-off", str(clients))]
-            add(f"ratio sensor autoencoder, batching on / off, {clients} clients", on["rows_per_s"] / off["rows_per_s"],
-                "x", f"server CPU per row: on/off {on['cpu_ms_per_1000_rows'] / off['cpu_ms_per_1000_rows']:.2f}"
-                + ("; target ≥ 3 at 32 clients" if clients == 32 else ""))
+            floor = _floor(work, stack)
+            add("uvicorn alone (a fixed answer), 32 clients", floor["rows_per_s"], "req/s",
+                f"server CPU {floor['cpu_ms_per_1000_rows']:.0f} ms/1000 requests: the HTTP floor under every request")
+            for subject in _subjects(work):
+                _report(subject, _measure(subject, work, stack, kserve), floor, add)
     finally:
         os.sched_setaffinity(0, own_cpus)
         if os.environ.get("MAAS_BENCH_KEEP"):
