@@ -56,8 +56,9 @@ class JSONBody(Response):
         return jsonio.dumps(content)
 
 
-def error_response(status: int, message: str) -> JSONBody:
-    return JSONBody({"error": message}, status_code=status)
+def error_response(status: int, message: str, retry_after: int | None = None) -> JSONBody:
+    return JSONBody({"error": message}, status_code=status,
+                    headers=None if retry_after is None else {"retry-after": str(retry_after)})
 
 
 def error_body(message: str) -> bytes:
@@ -111,6 +112,7 @@ def create_app(settings: Settings, runtime: ModelRuntime | None = None, *, hot_p
                                     max_batch_size=settings.max_batch_size)
     metrics = Metrics(runtime.name, runtime.version)
     batcher = Batcher(runtime.infer, max_batch_size=settings.max_batch_size, max_queue_delay=settings.max_queue_delay,
+                      max_queue_rows=settings.queue_rows_limit,
                       enabled=settings.batching and runtime.batchable, observer=metrics)
     metrics.track_queue(lambda: batcher.queued_rows)
     serving = Serving(runtime, metrics)
@@ -143,15 +145,15 @@ def create_app(settings: Settings, runtime: ModelRuntime | None = None, *, hot_p
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     # -- errors -------------------------------------------------------------------------------------
-    def failed(request: Request, status: int, kind: str, message: str) -> Response:
+    def failed(request: Request, status: int, kind: str, message: str, retry_after: int | None = None) -> Response:
         setattr(request.state, ERROR_KIND_KEY, kind)
-        return error_response(status, message)
+        return error_response(status, message, retry_after)
 
     @app.exception_handler(ModelServerError)
     async def _model_server_error(request: Request, exc: ModelServerError) -> Response:
-        if exc.http_status >= 500:
+        if exc.http_status >= 500 and exc.retry_after is None:
             log.error("%s: %s", type(exc).__name__, exc.message)
-        return failed(request, exc.http_status, type(exc).__name__, exc.message)
+        return failed(request, exc.http_status, type(exc).__name__, exc.message, exc.retry_after)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -316,10 +318,12 @@ class HotPaths:
             self.metrics.observe_request(route, scope["method"], 499, time.perf_counter() - start, "ClientGone")
             return
         except ModelServerError as exc:
-            if exc.http_status >= 500:
+            if exc.http_status >= 500 and exc.retry_after is None:
                 log.error("%s: %s", type(exc).__name__, exc.message)
             status, kind = exc.http_status, type(exc).__name__
             content, headers = error_body(exc.message), [(b"content-type", b"application/json")]
+            if exc.retry_after is not None:
+                headers.append((b"retry-after", str(exc.retry_after).encode("ascii")))
         except Exception as exc:
             log.exception("unexpected error")
             status, kind = 500, type(exc).__name__

@@ -18,6 +18,11 @@ another, and batching never changes a result. Models that cannot be batched (an 
 dimension fixed at 1, a fixed-size output) and ``--no-batching`` run each request by itself,
 concurrently, in the thread pool.
 
+The queue is bounded: a request that would bring the rows waiting for the model (queued behind the
+running call; without batching, submitted and not finished) over ``max_queue_rows`` is refused at
+once with :class:`~model_server.errors.Overloaded` (503, ``Retry-After``), so an overloaded server
+answers quickly instead of letting latency grow without bound; what already waits is not affected.
+
 The runner is one dedicated thread — onnxruntime releases the GIL while it computes — so the event
 loop goes on parsing requests, and so filling the next batch, while a batch runs. :meth:`Batcher.stop`
 finishes every queued request before it returns (graceful shutdown).
@@ -36,7 +41,7 @@ from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from model_server.errors import InferenceError, ModelNotReady, ModelServerError
+from model_server.errors import InferenceError, ModelNotReady, ModelServerError, Overloaded
 
 log = logging.getLogger("model_server.batcher")
 
@@ -102,18 +107,23 @@ class Batcher:
     """
 
     def __init__(self, infer_fn: InferFn, *, max_batch_size: int, max_queue_delay: float = 0.0,
-                 enabled: bool = True, observer: BatchObserver | None = None) -> None:
+                 max_queue_rows: int | None = None, enabled: bool = True,
+                 observer: BatchObserver | None = None) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
+        if max_queue_rows is not None and max_queue_rows < 1:
+            raise ValueError("max_queue_rows must be at least 1")
         if max_queue_delay < 0:
             raise ValueError("max_queue_delay must not be negative")
         self._infer = infer_fn
         self.max_batch_size = max_batch_size
         self.max_queue_delay = max_queue_delay
+        self.max_queue_rows = max_queue_rows
         self.enabled = enabled
         self.observer: BatchObserver = observer or _NullObserver()
         self._queue: deque[_Request] = deque()
         self._queued_rows = 0
+        self._direct_rows = 0  # rows submitted to the thread pool and not finished (no batching)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -127,8 +137,16 @@ class Batcher:
     # -- state ----------------------------------------------------------------------------------
     @property
     def queued_rows(self) -> int:
-        """Rows waiting for the runner."""
-        return self._queued_rows
+        """Rows waiting for the model: queued for the runner, or (without batching) submitted to the
+        thread pool and not finished."""
+        return self._queued_rows + self._direct_rows
+
+    def _admit(self, rows: int) -> None:
+        """Refuse a request whose rows would bring the wait over ``max_queue_rows``."""
+        waiting = self._queued_rows + self._direct_rows
+        if self.max_queue_rows is not None and waiting + rows > self.max_queue_rows:
+            raise Overloaded(f"the model server is overloaded: {waiting} rows are waiting for the model and this "
+                             f"request brings {rows} more (at most {self.max_queue_rows} may wait); retry later")
 
     @property
     def queued_requests(self) -> int:
@@ -177,6 +195,7 @@ class Batcher:
                            time.perf_counter())
         if not self._busy and not self._queue:  # an idle runner: go at once
             return await self._dispatch_alone(request)
+        self._admit(rows)
         self._queue.append(request)
         self._queued_rows += rows
         if not self._busy or self._filling:  # else the end of the running call looks at the queue anyway
@@ -208,6 +227,7 @@ class Batcher:
         """One request by itself, in the thread pool (concurrently with others)."""
         enqueued = time.perf_counter()
         rows = rows_of(inputs)
+        self._admit(rows)
 
         def run() -> dict[str, Any]:
             start = time.perf_counter()
@@ -217,7 +237,11 @@ class Batcher:
             finally:
                 self.observer.observe_batch(rows, 1, time.perf_counter() - start)
 
-        return await run_in_threadpool(run)
+        self._direct_rows += rows
+        try:
+            return await run_in_threadpool(run)
+        finally:
+            self._direct_rows -= rows
 
     # -- the loop -------------------------------------------------------------------------------
     async def _run_loop(self) -> None:

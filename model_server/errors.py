@@ -14,6 +14,7 @@ class ModelServerError(Exception):
 
     http_status: int = 500
     exit_code: int = 1
+    retry_after: int | None = None  # seconds, sent as a Retry-After header
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -89,6 +90,14 @@ class ModelNotReady(ModelServerError):
     """The model is not loaded, its warm-up inference has not passed, or the server is draining."""
 
     http_status = 503
+
+
+class Overloaded(ModelServerError):
+    """More rows wait for the model than ``--max-queue-rows`` allows: the request is refused at once
+    rather than queued behind minutes of work; the client may retry."""
+
+    http_status = 503
+    retry_after = 1
 
 
 class InferenceError(ModelServerError):

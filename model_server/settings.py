@@ -9,7 +9,8 @@ give the defaults of the port (``MAAS_PORT``), the model name (``MAAS_MODEL_NAME
 Batching (:mod:`model_server.batcher`): ``--batching/--no-batching`` (on by default),
 ``--max-batch-size`` (the most rows in one request and in one coalesced onnxruntime call) and
 ``--max-queue-delay-ms`` (how long a batch formed from requests that queued behind a running
-inference may wait for more; 0 by default — a request reaching an idle runner never waits).
+inference may wait for more; 0 by default — a request reaching an idle runner never waits) and
+``--max-queue-rows`` (how many rows may wait for the model before requests are refused with 503).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class Settings(BaseModel):
     max_queue_delay_ms: float = Field(0.0, ge=0, le=10_000,
                                       description="How long a batch of requests that queued behind a running "
                                                   "inference may wait for more requests (never a lone request)")
+    max_queue_rows: int | None = Field(None, ge=1, le=100_000_000,
+                                       description="Most rows that may wait for the model; a request that would "
+                                                   "exceed it gets 503 with Retry-After (default: 16 × "
+                                                   "max_batch_size)")
     graceful_timeout: float = Field(30.0, gt=0, le=3600,
                                     description="Seconds to let requests in flight finish after SIGTERM")
     model_name: str = Field("model",
@@ -88,6 +93,11 @@ class Settings(BaseModel):
     def max_queue_delay(self) -> float:
         """``max_queue_delay_ms`` in seconds."""
         return self.max_queue_delay_ms / 1000.0
+
+    @property
+    def queue_rows_limit(self) -> int:
+        """``max_queue_rows``, or its default: 16 full batches."""
+        return self.max_queue_rows if self.max_queue_rows is not None else 16 * self.max_batch_size
 
     @model_validator(mode="after")
     def _files(self) -> "Settings":
@@ -191,6 +201,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--max-queue-delay-ms", default=env("max-queue-delay-ms"),
                         help="how long a batch formed while the runner was busy may wait for more requests "
                              "(default: 0)")
+    parser.add_argument("--max-queue-rows", default=env("max-queue-rows"),
+                        help="most rows that may wait for the model; more gets 503 with Retry-After "
+                             "(default: 16 × --max-batch-size)")
     parser.add_argument("--graceful-timeout", default=env("graceful-timeout"),
                         help="seconds to let requests in flight finish on SIGTERM (default: 30)")
     parser.add_argument("--model-name", default=envget("MAAS_MODEL_NAME") or env("model-name"),

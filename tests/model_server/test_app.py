@@ -149,10 +149,19 @@ def test_batching_settings_from_flags_and_environment(multi_payload: Path) -> No
     assert Settings.from_args([*base, "--batching"], env).batching is True  # a flag beats the environment
 
 
+def test_queue_bound_defaults_to_sixteen_full_batches(multi_payload: Path) -> None:
+    base = ["--payload", str(multi_payload), "--port", "1"]
+    assert Settings.from_args(base, {}).queue_rows_limit == 16 * 1024
+    assert Settings.from_args([*base, "--max-batch-size", "8"], {}).queue_rows_limit == 128
+    assert Settings.from_args([*base, "--max-queue-rows", "100"], {}).queue_rows_limit == 100
+    assert Settings.from_args(base, {"MODEL_SERVER_MAX_QUEUE_ROWS": "7"}).queue_rows_limit == 7
+
+
 @pytest.mark.parametrize("argv,env,words", [
     (["--max-queue-delay-ms", "-1"], {}, "max_queue_delay_ms"),
     (["--max-queue-delay-ms", "soon"], {}, "max_queue_delay_ms"),
     (["--max-batch-size", "0"], {}, "max_batch_size"),
+    (["--max-queue-rows", "0"], {}, "max_queue_rows"),
     (["--graceful-timeout", "0"], {}, "graceful_timeout"),
     ([], {"MODEL_SERVER_BATCHING": "maybe"}, "MODEL_SERVER_BATCHING='maybe' is not a boolean"),
     ([], {"MODEL_SERVER_ACCESS_LOG": "sure"}, "MODEL_SERVER_ACCESS_LOG='sure' is not a boolean"),

@@ -21,7 +21,7 @@ import onnxruntime as ort
 import pytest
 
 from model_server.batcher import Batcher
-from model_server.errors import InvalidInput, ModelNotReady
+from model_server.errors import InvalidInput, ModelNotReady, Overloaded
 from model_server.runtime import ModelRuntime
 from tests.model_server.conftest import ServedModel, multi_reference
 
@@ -258,6 +258,52 @@ def test_disabled_batching_runs_requests_alone_and_concurrently() -> None:
         assert not batcher.running
         results = await asyncio.gather(*[batcher.infer(tensor(i, i), ["y"]) for i in range(6)])
         assert model.calls == [2] * 6 and [r["y"].ravel().tolist() for r in results] == [[2 * i] * 2 for i in range(6)]
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_full_queue_refuses_new_requests_at_once() -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        batcher = Batcher(model, max_batch_size=64, max_queue_rows=3)
+        await batcher.start()
+        model.gate.clear()
+        model.started.clear()
+        running = asyncio.ensure_future(batcher.infer(tensor(1, 2, 3, 4), ["y"]))  # runs: it does not wait
+        await asyncio.get_running_loop().run_in_executor(None, model.started.wait, 5)
+        queued = [asyncio.ensure_future(batcher.infer(tensor(5, 6), ["y"])),
+                  asyncio.ensure_future(batcher.infer(tensor(7), ["y"]))]
+        await asyncio.sleep(0.05)
+        assert batcher.queued_rows == 3
+        with pytest.raises(Overloaded, match="3 rows are waiting .* 1 more .at most 3 may wait.; retry later"):
+            await batcher.infer(tensor(8), ["y"])
+        model.gate.set()
+        results = await asyncio.gather(running, *queued)  # what waited is served
+        assert [r["y"].ravel().tolist() for r in results] == [[2, 4, 6, 8], [10, 12], [14]]
+        assert batcher.queued_rows == 0
+        assert (await batcher.infer(tensor(9), ["y"]))["y"].tolist() == [[18]]  # and there is room again
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_without_batching_rows_in_the_thread_pool_count_against_the_bound() -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        batcher = Batcher(model, max_batch_size=64, max_queue_rows=2, enabled=False)
+        await batcher.start()
+        model.gate.clear()
+        model.started.clear()
+        running = asyncio.ensure_future(batcher.infer(tensor(1, 2), ["y"]))
+        await asyncio.get_running_loop().run_in_executor(None, model.started.wait, 5)
+        assert batcher.queued_rows == 2
+        with pytest.raises(Overloaded, match="at most 2 may wait"):
+            await batcher.infer(tensor(3), ["y"])
+        model.gate.set()
+        assert (await running)["y"].ravel().tolist() == [2, 4]
+        assert batcher.queued_rows == 0
+        assert (await batcher.infer(tensor(3), ["y"]))["y"].tolist() == [[6]]
         await batcher.stop()
 
     asyncio.run(scenario())

@@ -152,10 +152,30 @@ def test_port_in_use_fails_without_an_endpoint_file(multi_payload: Path, tmp_pat
     assert not (tmp_path / "endpoint.dat").exists()
 
 
+def queue_figures(url: str) -> tuple[float, float]:
+    """(rows waiting for the model, requests whose inference started — the queue time is observed
+    when it starts), from the server's metrics."""
+    metrics = httpx.get(f"{url}/metrics", timeout=5).text
+    queued = float(re.search(r"^model_server_queue_rows\{[^}]*\} (\S+)$", metrics, re.M).group(1))
+    dispatched = float(re.search(r"^model_server_queue_duration_seconds_count\{[^}]*\} (\S+)$", metrics,
+                                 re.M).group(1))
+    return queued, dispatched
+
+
+def wait_for(url: str, condition: Callable[[float, float], bool], what: str) -> None:
+    """Poll :func:`queue_figures` until ``condition(queued, dispatched)`` holds."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if condition(*queue_figures(url)):
+            return
+        time.sleep(0.01)
+    pytest.fail(f"never saw {what}")
+
+
 @pytest.mark.parametrize("batching", ["--batching", "--no-batching"])
 def test_sigterm_lets_running_and_queued_requests_finish(tmp_path: Path, processes: list[subprocess.Popen[str]],
                                                          batching: str) -> None:
-    payload = write_payload(tmp_path / "slow", build_slow_model(layers=60), None)  # ~0.7 s per request
+    payload = write_payload(tmp_path / "slow", build_slow_model(layers=300), None)  # 0.4 s or more per request
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start([sys.executable, "-m", "model_server", "--payload", str(payload), "--port", str(port),
@@ -169,32 +189,16 @@ def test_sigterm_lets_running_and_queued_requests_finish(tmp_path: Path, process
             response = http.post(f"{url}/apply", content=body)
             return response.status_code, response.json()
 
-    def figures() -> tuple[float, float]:
-        """(rows queued, requests whose inference started: the queue time is observed at the start)."""
-        metrics = httpx.get(f"{url}/metrics", timeout=5).text
-        queued = float(re.search(r"^model_server_queue_rows\{[^}]*\} (\S+)$", metrics, re.M).group(1))
-        dispatched = float(re.search(r"^model_server_queue_duration_seconds_count\{[^}]*\} (\S+)$", metrics,
-                                     re.M).group(1))
-        return queued, dispatched
-
-    def wait_for(condition: Callable[[float, float], bool], what: str) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if condition(*figures()):
-                return
-            time.sleep(0.01)
-        pytest.fail(f"never saw {what}")
-
     with ThreadPoolExecutor(6) as pool:
-        # one request runs first (~0.7 s), then five more arrive while it runs: they queue (batching)
+        # one request runs first (0.4 s or more), then five more arrive while it runs: they queue (batching)
         # or run beside it (no batching) — sent in two steps, so a slow start cannot spread them out
         futures = [pool.submit(call, 0)]
-        wait_for(lambda queued, dispatched: dispatched >= 1, "the first request running")
+        wait_for(url, lambda queued, dispatched: dispatched >= 1, "the first request running")
         futures += [pool.submit(call, i) for i in range(1, 6)]
         if batching == "--batching":
-            wait_for(lambda queued, dispatched: queued >= 48, "requests queued behind a running one")
+            wait_for(url, lambda queued, dispatched: queued >= 48, "requests queued behind a running one")
         else:
-            wait_for(lambda queued, dispatched: dispatched >= 2, "two requests running together")
+            wait_for(url, lambda queued, dispatched: dispatched >= 2, "two requests running together")
         proc.send_signal(signal.SIGTERM)
         answers = [f.result(timeout=60) for f in futures]
     assert [status for status, _ in answers] == [200] * 6, answers
@@ -202,3 +206,44 @@ def test_sigterm_lets_running_and_queued_requests_finish(tmp_path: Path, process
     assert proc.wait(timeout=60) == 0
     assert not is_listening(port)
     assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
+
+
+@pytest.mark.parametrize("batching", ["--batching", "--no-batching"])
+def test_a_full_queue_refuses_at_once_with_503_and_keeps_serving(tmp_path: Path,
+                                                                  processes: list[subprocess.Popen[str]],
+                                                                  batching: str) -> None:
+    payload = write_payload(tmp_path / "slow", build_slow_model(layers=600), None)  # 0.8 s or more per request
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start([sys.executable, "-m", "model_server", "--payload", str(payload), "--port", str(port),
+                  "--threads", "1", batching, "--max-batch-size", "48", "--max-queue-rows", "48",
+                  "--endpoint-file", str(tmp_path / "endpoint.dat")], cwd=tmp_path)
+    processes.append(proc)
+    wait_for_endpoint(proc, tmp_path / "endpoint.dat")
+
+    def call(rows: int) -> httpx.Response:
+        with httpx.Client(timeout=60) as http:
+            return http.post(f"{url}/apply", content=json.dumps([{"x": [1.0] * 1024}] * rows))
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(call, 48)
+        if batching == "--batching":  # the first runs; the second waits behind it and fills the queue
+            wait_for(url, lambda queued, dispatched: dispatched >= 1, "the first request running")
+            second = pool.submit(call, 48)
+            wait_for(url, lambda queued, dispatched: queued >= 48 or second.done(), "48 rows queued")
+            assert not second.done(), second.result().text
+        else:  # without batching, the rows of requests in the thread pool are what waits
+            wait_for(url, lambda queued, dispatched: queued >= 48, "48 rows in the thread pool")
+            second = None
+        started = time.monotonic()
+        refused = call(1)
+        assert time.monotonic() - started < 0.5  # refused at once, not after the queue
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "overloaded" in refused.json()["error"] and "at most 48" in refused.json()["error"]
+        assert first.result(timeout=60).status_code == 200  # what waited is served
+        if second is not None:
+            assert second.result(timeout=60).status_code == 200
+    wait_for(url, lambda queued, dispatched: queued == 0, "an empty queue")
+    assert call(1).status_code == 200  # and the server goes on
+    metrics = httpx.get(f"{url}/metrics", timeout=5).text
+    assert re.search(r'^model_server_errors_total\{.*kind="Overloaded".*\} 1\.0$', metrics, re.M), metrics
