@@ -143,7 +143,7 @@ class Batcher:
 
     def _admit(self, rows: int) -> None:
         """Refuse a request whose rows would bring the wait over ``max_queue_rows``."""
-        waiting = self._queued_rows + self._direct_rows
+        waiting = self.queued_rows
         if self.max_queue_rows is not None and waiting + rows > self.max_queue_rows:
             raise Overloaded(f"the model server is overloaded: {waiting} rows are waiting for the model and this "
                              f"request brings {rows} more (at most {self.max_queue_rows} may wait); retry later")
