@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from model_server import jsonio
 from model_server.errors import InferenceError, InvalidInput, SignatureError
 from model_server.signature import Binding, InputBinding, OutputBinding, numpy_dtype
 
@@ -136,7 +137,7 @@ class InputCodec:
         shape = self.binding.row_shape
         if text.lstrip().startswith("[") and (shape or self.kind != "string"):
             try:
-                return self.from_json(json.loads(text, parse_constant=_reject_constant))
+                return self.from_json(jsonio.loads(text))
             except RecursionError as exc:
                 raise ValueError("the list is nested too deeply") from exc
             except json.JSONDecodeError as exc:
@@ -187,10 +188,6 @@ class InputCodec:
             raise InvalidInput(f"argument {self.binding.arg!r}: the rows' values have different shapes "
                                f"({', '.join(str(list(s)) for s in sorted(shapes))}); a batch needs one shape")
         return np.stack(values)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
 
 
 class RowDecoder:

@@ -1,4 +1,7 @@
-"""JSON in and out of the inference routes: orjson on the hot path, the standard library's rules kept.
+"""JSON in and out of the model server: orjson on the hot path, the standard library's rules kept.
+
+Every JSON the model server reads goes through :func:`loads` — request bodies, JSON lists in query
+strings, the signature file — so NaN and Infinity are refused alike everywhere.
 
 Parsing and writing JSON is a large share of a small model's request (a stdlib round trip of a
 one-row request costs about 7 µs of the event loop's time, orjson's 0.5 µs). orjson accepts a subset
@@ -29,7 +32,7 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))  # ASCII-only output
 
 
-def loads(data: bytes | bytearray | memoryview) -> Any:
+def loads(data: str | bytes | bytearray | memoryview) -> Any:
     """The JSON document in ``data``, with NaN/Infinity refused. Raises what :func:`json.loads`
     raises: :class:`ValueError` (:class:`json.JSONDecodeError`), :class:`UnicodeDecodeError`,
     :class:`RecursionError`."""
@@ -37,6 +40,8 @@ def loads(data: bytes | bytearray | memoryview) -> Any:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         pass  # the standard library decides, and its message names the problem
+    if isinstance(data, str):
+        return _DECODER.decode(data)
     raw = bytes(data)
     return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
 

@@ -14,7 +14,6 @@ onnxruntime: it only knows onnxruntime's type strings (``tensor(float)``,
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Annotated, Any, Literal, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from model_server import jsonio
 from model_server.errors import SignatureError
 
 DType = Literal[
@@ -145,14 +145,10 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_signature(data: str | bytes, *, source: str = "signature") -> Signature:
     """A signature from JSON text; :class:`SignatureError` naming the problem otherwise."""
     try:
-        raw = json.loads(data, parse_constant=_reject_constant)
+        raw = jsonio.loads(data)
     except (ValueError, RecursionError) as exc:
         raise SignatureError(f"{source} is not valid JSON: {exc}") from exc
     if not isinstance(raw, dict):

@@ -19,13 +19,15 @@ DOCUMENTS = [
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_loads_reads_what_the_standard_library_reads(document: object) -> None:
     for text in (json.dumps(document), json.dumps(document, ensure_ascii=False, indent=2)):
-        assert jsonio.loads(text.encode()) == json.loads(text)
+        assert jsonio.loads(text.encode()) == jsonio.loads(text) == json.loads(text)
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_literals_are_refused_by_name(literal: str) -> None:
-    with pytest.raises(ValueError, match=f"{literal} is not valid JSON"):
-        jsonio.loads(f'{{"x": [1, {literal}]}}'.encode())
+    for text in (f'{{"x": [1, {literal}]}}', f'[{literal}]'):
+        for data in (text, text.encode()):
+            with pytest.raises(ValueError, match=f"{literal} is not valid JSON"):
+                jsonio.loads(data)
 
 
 def test_what_orjson_refuses_the_standard_library_still_reads() -> None:
