@@ -186,7 +186,11 @@ class Placement:
         cpus = sorted(os.sched_getaffinity(0))
         self.server = {cpus[-1]} if len(cpus) > 1 else set(cpus)
         self.load = set(cpus[:-1]) if len(cpus) > 1 else set(cpus)
-        self.split = len(cpus) > 1
+
+    @property
+    def split(self) -> bool:
+        """Server and load on CPUs of their own."""
+        return self.server != self.load
 
     def describe(self) -> str:
         if not self.split:
