@@ -9,7 +9,7 @@ ZK_JAR := /usr/share/java/zookeeper.jar
 DGA_MODEL := examples/dga/payload/model.onnx
 PYTEST_ARGS ?=
 
-.PHONY: all install zookeeper wrk model demo test bench clean
+.PHONY: all install system-packages zookeeper wrk model demo test bench clean
 
 all: test
 
@@ -20,6 +20,23 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# Debian packages the tests start themselves (DESIGN.md §9): ZooKeeper, PostgreSQL, mosquitto
+# and Chromium with its driver for the web console's browser tests. Installed in one apt run,
+# only when one of them is missing.
+DEBIAN_PACKAGES := zookeeper postgresql mosquitto chromium chromium-driver
+system-packages:
+	@missing=""; \
+	[ -f $(ZK_JAR) ] && command -v java >/dev/null 2>&1 || missing="$$missing zookeeper"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing from Debian's packages:$$missing"; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# ZooKeeper alone is enough for the demo
 zookeeper:
 	@if [ ! -f $(ZK_JAR) ] || ! command -v java >/dev/null 2>&1; then \
 	  echo "Installing ZooKeeper from Debian's package"; \
@@ -45,7 +62,7 @@ model: $(DGA_MODEL)
 demo: install zookeeper model
 	$(PY) examples/demo.py
 
-test: install zookeeper model
+test: install system-packages model
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: install zookeeper wrk model
