@@ -3,7 +3,7 @@
 A real local ZooKeeper, a controller and one instance of the DGA example model (model_server +
 onnxruntime over HTTP; the echo payload when ``examples/dga/payload/model.onnx`` is not built).
 The same events (distinct hosts, the result cache off, so every event costs a model call) go
-through :class:`~stellar_like.enrichment.EnrichmentPipeline` — JSON lines in, enriched JSON lines
+through :class:`~enrichment.EnrichmentPipeline` — JSON lines in, enriched JSON lines
 out, through the batcher — three ways:
 
 - unbatched: one ``GET /apply`` per event (``--batch-size 1``, Metron's way);
@@ -40,11 +40,11 @@ from deploy_client.api import DeployClient
 from maas.local_zookeeper import ZooKeeperServer
 from maas.retry import wait_until
 from maas.zk import connect, read_config
-from stellar_like.enrichment import EnrichmentPipeline, Line, parse_config
-from stellar_like.enrichment.service import connect_models
-from stellar_like.enrichment.sources import batches
+from enrichment import EnrichmentPipeline, Line, parse_config
+from enrichment.service import connect_models
+from enrichment.sources import batches
 from stellar_like.gateway import ModelGateway
-from stellar_like.maas_gateway import GatewaySettings
+from enrichment.gateway import GatewaySettings
 
 REPO = Path(__file__).resolve().parents[1]
 DGA = REPO / "examples" / "dga" / "payload"

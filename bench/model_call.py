@@ -34,7 +34,7 @@ from maas.discovery import DiscoveryClient
 from maas.local_zookeeper import ZooKeeperServer
 from maas.retry import wait_until
 from maas.zk import connect, read_config
-from stellar_like.maas_gateway import GatewaySettings, MaasGateway
+from enrichment.gateway import GatewaySettings, MaasGateway
 
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = REPO / "examples" / "dga" / "payload"

@@ -24,7 +24,7 @@ from maas.discovery import DiscoveryClient  # noqa: E402
 from maas.local_zookeeper import ZooKeeperServer  # noqa: E402
 from maas.retry import wait_until  # noqa: E402
 from maas.zk import connect, read_config  # noqa: E402
-from stellar_like.maas_gateway import MaasGateway  # noqa: E402
+from enrichment.gateway import MaasGateway  # noqa: E402
 
 BIN = Path(sys.executable).parent
 EXPRESSION = "MAP_GET('is_malicious', MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), {'host': host}))"

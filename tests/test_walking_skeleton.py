@@ -16,7 +16,7 @@ import pytest
 import stellar_like
 from maas.discovery import DiscoveryClient
 from maas.retry import wait_until
-from stellar_like.maas_gateway import GatewaySettings, MaasGateway
+from enrichment.gateway import GatewaySettings, MaasGateway
 from tests.cluster import REPO, Cluster
 
 pytestmark = [pytest.mark.zk, pytest.mark.e2e]

@@ -24,7 +24,7 @@ def score(args: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class FakeGateway:
-    """A :class:`~stellar_like.enrichment.BatchModelGateway` without HTTP.
+    """A :class:`~enrichment.BatchModelGateway` without HTTP.
 
     Endpoints name one of two instances at random (as P2C would); answers are :func:`score` of the
     arguments, None for a host in ``reject``. Every call is recorded.

@@ -1,4 +1,4 @@
-"""The ``maas_enrich`` command as a process (``python -m stellar_like.enrichment``): stdin to stdout,
+"""The ``maas_enrich`` command as a process (``python -m enrichment``): stdin to stdout,
 files to files, startup errors, and a followed directory stopped by SIGTERM."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tests.cluster import REPO
 
-COMMAND = [sys.executable, "-m", "stellar_like.enrichment"]
+COMMAND = [sys.executable, "-m", "enrichment"]
 
 
 def write_config(tmp_path: Path, data: object) -> Path:

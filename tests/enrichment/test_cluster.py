@@ -21,9 +21,9 @@ import pytest
 
 from maas.local_zookeeper import ZooKeeperServer
 from maas.retry import wait_until
-from stellar_like.enrichment import EnrichmentPipeline, parse_config
-from stellar_like.enrichment.service import EnrichSettings, ModelConnection, connect_models, run
-from stellar_like.maas_gateway import GatewaySettings
+from enrichment import EnrichmentPipeline, parse_config
+from enrichment.service import EnrichSettings, ModelConnection, connect_models, run
+from enrichment.gateway import GatewaySettings
 from tests.cluster import PAYLOADS, REPO, Cluster
 
 pytestmark = [pytest.mark.zk, pytest.mark.e2e]
@@ -188,7 +188,7 @@ def test_dga_example_as_documented(maas: Cluster, models: Callable[..., ModelCon
     for batch_size in ("100", "1"):
         out, err = tmp_path / f"out-{batch_size}.jsonl", tmp_path / f"err-{batch_size}.jsonl"
         result = subprocess.run(
-            [sys.executable, "-m", "stellar_like.enrichment", "--config", str(DGA / "enrichment.json"), "-zq", zk_quorum,
+            [sys.executable, "-m", "enrichment", "--config", str(DGA / "enrichment.json"), "-zq", zk_quorum,
              "--input", str(DGA / "events.jsonl"), "--output", str(out), "--errors", str(err), "--batch-size", batch_size],
             capture_output=True, text=True, cwd=REPO, timeout=60)
         assert result.returncode == 0, result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stellar_like.enrichment import ConfigError, load_config, parse_config
+from enrichment import ConfigError, load_config, parse_config
 from tests.cluster import REPO
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from stellar_like.maas_gateway import GatewaySettings, MaasGateway
+from enrichment.gateway import GatewaySettings, MaasGateway
 from tests.enrichment.conftest import ModelService, StaticDiscovery, score
 
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from stellar_like import DEFAULT_REGISTRY
-from stellar_like.enrichment import EnrichmentPipeline, Line, load_config, parse_config
-from stellar_like.enrichment.batching import CallMemo, Deferred, DeferringGateway, ModelCall, resolve
+from enrichment import EnrichmentPipeline, Line, load_config, parse_config
+from enrichment.batching import CallMemo, Deferred, DeferringGateway, ModelCall, resolve
 from tests.cluster import REPO
 from tests.enrichment.conftest import FakeGateway, score
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from stellar_like.enrichment import EnrichmentPipeline, Line, parse_config
-from stellar_like.enrichment.sources import LineReader, batches
+from enrichment import EnrichmentPipeline, Line, parse_config
+from enrichment.sources import LineReader, batches
 from tests.enrichment.conftest import FakeGateway
 
 CONFIG = {"enrichments": {"label": "MAP_GET('is_malicious', MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), {'host': host}))"}}
@@ -149,7 +149,7 @@ def test_follow_a_directory_appends_new_files_rotation(tmp_path: Path) -> None:
 
 
 def test_lines_across_read_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stellar_like.enrichment import sources
+    from enrichment import sources
 
     monkeypatch.setattr(sources, "CHUNK", 7)  # lines straddle many reads
     path = tmp_path / "big.jsonl"

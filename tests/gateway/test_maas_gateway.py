@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from maas.registration import Endpoint
-from stellar_like.maas_gateway import GatewaySettings, MaasGateway
+from enrichment.gateway import GatewaySettings, MaasGateway
 
 
 class Model:

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stellar_like.context import Context
-from stellar_like.enrichment.batching import CallMemo, Deferred, DeferringGateway, ModelCall, resolve
-from stellar_like.enrichment.config import Assignment, EnrichmentConfig
+from enrichment.batching import CallMemo, Deferred, DeferringGateway, ModelCall, resolve
+from enrichment.config import Assignment, EnrichmentConfig
 from stellar_like.errors import StellarError
 from stellar_like.gateway import ModelGateway
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from enrichment.errors import EnrichmentError
 from stellar_like.errors import StellarParseError
 from stellar_like.evaluator import CompiledExpression, compile
 from stellar_like.functions.registry import FunctionRegistry
@@ -39,8 +40,10 @@ _OURS = {"enrichments", "nulls", "maps", "description", "comment"}
 _METRON_STAGES = {"enrichment": "enrichment", "threatIntel": "threat_intel"}
 
 
-class ConfigError(ValueError):
+class ConfigError(EnrichmentError, ValueError):
     """The config cannot be used; ``where`` is the JSON path of the problem (``enrichments.x``)."""
+
+    exit_code = 2
 
     def __init__(self, message: str, where: str = "", *, field: str | None = None, expression: str | None = None,
                  column: int | None = None) -> None:

@@ -22,14 +22,14 @@ from kazoo.client import KazooClient
 from maas.config import DEFAULT_CONFIG_PATH
 from maas.discovery import DiscoveryClient
 from maas.zk import connect, read_config
-from stellar_like.enrichment.config import EnrichmentConfig, load_config
-from stellar_like.enrichment.pipeline import EnrichmentPipeline, PipelineStats
-from stellar_like.enrichment.sources import LineReader, batches
-from stellar_like.maas_gateway import GatewaySettings, MaasGateway
+from enrichment.config import EnrichmentConfig, load_config
+from enrichment.pipeline import EnrichmentPipeline, PipelineStats
+from enrichment.sources import LineReader, batches
+from enrichment.gateway import GatewaySettings, MaasGateway
 
 __all__ = ["EnrichSettings", "ModelConnection", "connect_models", "run"]
 
-log = logging.getLogger("stellar_like.enrichment")
+log = logging.getLogger("enrichment")
 
 STD = "-"
 
@@ -92,7 +92,7 @@ def run(settings: EnrichSettings, *, config: EnrichmentConfig | None = None, sto
         stdin: BinaryIO | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> PipelineStats:
     """Enrich the inputs of ``settings`` into its outputs; returns the counters.
 
-    Raises :class:`~stellar_like.enrichment.config.ConfigError` for a bad config, ValueError for bad
+    Raises :class:`~enrichment.config.ConfigError` for a bad config, ValueError for bad
     inputs and :class:`maas.errors.MaasError` when ZooKeeper cannot be reached — all before any
     line is read.
     """

@@ -3,7 +3,7 @@ calls of many events micro-batched into one request per model.
 
 Quick use::
 
-    from stellar_like.enrichment import EnrichmentPipeline, Line, parse_config
+    from enrichment import EnrichmentPipeline, Line, parse_config
 
     config = parse_config({"enrichments": {"domain": "DOMAIN_REMOVE_SUBDOMAINS(URL_TO_HOST(url))"}})
     pipeline = EnrichmentPipeline(config, gateway)          # gateway: a ModelGateway, or None
@@ -21,9 +21,9 @@ Quick use::
 
 from __future__ import annotations
 
-from stellar_like.enrichment.batching import BatchModelGateway
-from stellar_like.enrichment.config import Assignment, ConfigError, EnrichmentConfig, load_config, parse_config
-from stellar_like.enrichment.pipeline import EnrichmentPipeline, Failure, Line, Outcome, PipelineStats
+from enrichment.batching import BatchModelGateway
+from enrichment.config import Assignment, ConfigError, EnrichmentConfig, load_config, parse_config
+from enrichment.pipeline import EnrichmentPipeline, Failure, Line, Outcome, PipelineStats
 
 __all__ = [
     "Assignment",

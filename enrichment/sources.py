@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from stellar_like.enrichment.pipeline import Line
+from enrichment.pipeline import Line
 
 __all__ = ["LineReader", "batches"]
 

@@ -31,9 +31,9 @@ import click
 
 from maas.config import DEFAULT_CONFIG_PATH
 from maas.errors import MaasError
-from stellar_like.enrichment.config import ConfigError, load_config
-from stellar_like.enrichment.service import EnrichSettings, run
-from stellar_like.maas_gateway import GatewaySettings
+from enrichment.config import ConfigError, load_config
+from enrichment.service import EnrichSettings, run
+from enrichment.gateway import GatewaySettings
 
 USAGE_EXIT = 2
 ZOOKEEPER_EXIT = 1
