@@ -20,6 +20,7 @@ from stellar_like.functions import (  # noqa: E402,F401  (imported for their reg
     maas,
     math,
     network,
+    security,
     sets,
     sketches,
     stats,

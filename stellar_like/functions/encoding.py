@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stellar_like.errors import argument_error
@@ -50,25 +51,82 @@ _BY_KEY = {_hash_key(name): algorithm for name, algorithm in _HASHES.items()}
     returns="A list of algorithm names",
 )
 def get_hashes_available() -> list[str]:
-    return sorted(_HASHES)
+    return sorted([*_HASHES, "TLSH"])
+
+
+def _tlsh(value: Any, config: Mapping[str, Any]) -> str | dict[str, str] | None:
+    import tlsh
+
+    if value is None:
+        return None
+    bucket = config.get("bucketSize", 128)
+    checksum = config.get("checksumBytes", 1)
+    if A.to_integer(3, bucket) != 128 or A.to_integer(3, checksum) != 1:
+        raise argument_error(3, dict(config), "asks for a TLSH variant other than 128 buckets with a 1-byte checksum")
+    force = config.get("force", True)
+    data = value if isinstance(value, (bytes, bytearray)) else _bytes(value, "utf-8")
+    digest = tlsh.hash(bytes(data)) if force is not False and str(force).lower() != "false" else tlsh.conservativehash(bytes(data))
+    if not digest or digest == "TNULL":
+        return None  # too little data, or too little variation in it
+    digest = digest[2:] if digest.startswith("T1") else digest
+    hashes = config.get("hashes")
+    if hashes is None or hashes == []:
+        return digest
+    sizes = [A.to_integer(3, h) for h in (hashes if isinstance(hashes, (list, tuple)) else [hashes])]
+    result: dict[str, str] = {"tlsh": digest}
+    body = bytes.fromhex(digest[2:])  # the bins project the hash body, without its checksum byte
+    bits = int.from_bytes(body, "little")
+    length = bits.bit_length()
+    rng = random.Random(0)
+    for size in sizes:
+        if size is None or size <= 0:
+            raise argument_error(3, dict(config), "has a 'hashes' size that is not a positive integer")
+        projection = 0
+        for i in range(size):
+            if length and (bits >> rng.randrange(length)) & 1:
+                projection |= 1 << i
+        key = "tlsh_bin" if len(sizes) == 1 else f"tlsh_bin_{size}"
+        result[key] = f"{size}{projection.to_bytes((size + 7) // 8, 'little').hex()}"
+    return result
+
+
+def _bytes(value: Any, charset: str) -> bytes:
+    text = value if isinstance(value, str) else java_str(value)
+    try:
+        return text.encode(charset)
+    except LookupError:
+        raise argument_error(3, charset, "is not a known character set") from None
 
 
 @stellar_function(
     "HASH",
-    description="Hashes a value with the named algorithm and returns the hex digest. "
-    "Non-string values are hashed as their string form.",
-    params=["toHash - The value to hash", "hashType - The algorithm, e.g. 'SHA-256' (see GET_HASHES_AVAILABLE)"],
-    returns="The lowercase hex digest, or null if the value or algorithm is null",
+    description="Hashes a value with the named algorithm and returns the hex digest. Non-string values are "
+    "hashed as their string form. 'TLSH' gives the locality-sensitive hash (compare with TLSH_DIST).",
+    params=[
+        "toHash - The value to hash",
+        "hashType - The algorithm, e.g. 'SHA-256' or 'TLSH' (see GET_HASHES_AVAILABLE)",
+        "config? - A map: 'charset' (default UTF-8) for the digests; for TLSH 'force' (default true: 50 "
+        "bytes suffice, otherwise 256 are needed) and 'hashes' (bin sizes: the result is then a map with "
+        "'tlsh' and 'tlsh_bin' or 'tlsh_bin_<size>' keys)",
+    ],
+    returns="The lowercase hex digest ('00' repeated to the digest's length for null input); null if the "
+    "algorithm is null or TLSH cannot hash the data",
 )
-def hash_(value: Any, algorithm: Any) -> str | None:
-    if value is None or algorithm is None:
+def hash_(value: Any, algorithm: Any, config: Any = None) -> str | dict[str, str] | None:
+    if algorithm is None:
         return None
     name = A.string(2, algorithm)
+    settings: Mapping[str, Any] = {} if config is None or not isinstance(config, Mapping) else config
+    if name.upper() == "TLSH":
+        return _tlsh(value, settings)
     resolved = _BY_KEY.get(_hash_key(name))
     if resolved is None:
         raise argument_error(2, name, "is not a supported hash algorithm (see GET_HASHES_AVAILABLE)")
-    data = value.encode("utf-8") if isinstance(value, str) else java_str(value).encode("utf-8")
-    return hashlib.new(resolved, data).hexdigest()
+    hasher = hashlib.new(resolved)
+    if value is None:
+        return "00" * hasher.digest_size
+    hasher.update(_bytes(value, str(settings.get("charset", "utf-8"))))
+    return hasher.hexdigest()
 
 
 def _binary_encode(data: bytes) -> str:

@@ -233,12 +233,12 @@ def _ip_versions(spec: Any) -> set[int]:
 
 @stellar_function(
     "IS_IP",
-    description="Determines whether a string is an IP address of the given kind (IPv4 by default).",
-    params=["ip - The value to test", "type? - 'IPV4' (the default), 'IPV6', or a list of both"],
+    description="Determines whether a string is an IP address of the given kind (IPv4 or IPv6 by default).",
+    params=["ip - The value to test", "type? - 'IPV4', 'IPV6', or a list of them; default either"],
     returns="True if the value is such an IP address, false otherwise",
 )
 def is_ip(value: Any, kind: Any = None) -> bool:
-    versions = {4} if kind is None else _ip_versions(kind)
+    versions = {4, 6} if kind is None else _ip_versions(kind)
     if not isinstance(value, str):
         return False
     address = _address(value)
@@ -373,9 +373,18 @@ _PROTOCOLS = {
     "PROTOCOL_TO_NAME",
     description="Converts an IANA protocol number to the protocol's name (6 is TCP, 17 is UDP).",
     params=["number - The IANA protocol number"],
-    returns="The protocol name, or null if the number has none",
+    returns="The protocol name; the argument itself if it is not a known protocol number; null for null",
 )
-def protocol_to_name(value: Any) -> str | None:
-    if value is None:
-        return None
-    return _PROTOCOLS.get(A.integer(1, value))
+def protocol_to_name(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    number: int | None = None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value):
+        number = int(value)
+    if number is None:
+        return value
+    return _PROTOCOLS.get(number, value)

@@ -42,8 +42,8 @@ def test_eval_parse_error_goes_to_stderr_with_position() -> None:
 
 
 def test_eval_evaluation_error() -> None:
-    code, _, err = run("eval", "TO_INTEGER('abc')")
-    assert code == 2 and "TO_INTEGER: argument 1 'abc' is not a number" in err
+    code, _, err = run("eval", "ABS('abc')")
+    assert code == 2 and "ABS: argument 1 'abc' is not a number" in err
 
 
 def test_eval_bad_options() -> None:
@@ -63,6 +63,7 @@ def test_functions_lists_names_with_summaries() -> None:
         "DOMAIN_REMOVE_SUBDOMAINS",
         "DOMAIN_REMOVE_TLD",
         "DOMAIN_TO_TLD",
+        "DOMAIN_TYPOSQUAT",
     ]
 
 

@@ -1,7 +1,9 @@
-"""The shared Stellar conformance cases: every expression must give the expected value or fail.
+"""The Stellar conformance cases: every expression must give the expected value or fail.
 
-The cases file is ``shared/conformance/stellar/cases.json`` beside the repository (override the
-conformance directory with ``MAAS_CONFORMANCE_DIR``). A missing file is a failure, not a skip.
+The cases live in the repository (``tests/data/stellar/cases.json``) so a fresh clone needs nothing
+beside it. They are a copy of the project's shared conformance file
+(``../shared/conformance/stellar/cases.json`` beside the repository, or the directory named by
+``MAAS_CONFORMANCE_DIR``); when that file is present, the copy must equal it.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import stellar_like
 from stellar_like import StellarError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CASES_FILE = REPO_ROOT / "tests" / "data" / "stellar" / "cases.json"
 
 
-def cases_path() -> Path | None:
+def shared_cases_path() -> Path | None:
+    """The shared conformance file, if it is beside the repository (or where the override says)."""
     override = os.environ.get("MAAS_CONFORMANCE_DIR")
-    if override:  # the override is used alone: a wrong override fails rather than falling back
+    if override:
         candidates = [Path(override) / "stellar" / "cases.json", Path(override) / "cases.json"]
     else:
         candidates = [REPO_ROOT.parent / "shared" / "conformance" / "stellar" / "cases.json"]
@@ -33,22 +37,24 @@ def cases_path() -> Path | None:
 
 
 def load_cases() -> list[dict[str, Any]]:
-    path = cases_path()
-    if path is None:
-        return []
-    return list(json.loads(path.read_text(encoding="utf-8"))["cases"])
+    return list(json.loads(CASES_FILE.read_text(encoding="utf-8"))["cases"])
 
 
 CASES = load_cases()
 
 
-def test_cases_file_is_present() -> None:
-    path = cases_path()
-    assert path is not None, (
-        "Stellar conformance cases not found: expected ../shared/conformance/stellar/cases.json "
-        "relative to the repository, or set MAAS_CONFORMANCE_DIR"
-    )
+def test_cases_file_is_in_the_repository() -> None:
+    assert CASES_FILE.is_file()
     assert len(CASES) >= 93
+
+
+def test_copy_equals_the_shared_cases() -> None:
+    shared = shared_cases_path()
+    if shared is None:
+        pytest.skip("the shared conformance directory is not beside this repository")
+    assert json.loads(shared.read_text(encoding="utf-8")) == json.loads(CASES_FILE.read_text(encoding="utf-8")), (
+        f"{CASES_FILE} differs from {shared}: copy the shared file into the repository"
+    )
 
 
 def same(actual: Any, expected: Any) -> bool:

@@ -37,6 +37,12 @@ def test_core_library_is_registered_with_documentation() -> None:
             "functional",
             "encoding",
             "maas",
+            "stats",
+            "sets",
+            "sketches",
+            "security",
+            "geo",
+            "data_access",
         }
 
 
