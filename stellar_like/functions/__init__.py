@@ -14,9 +14,11 @@ from __future__ import annotations
 from stellar_like.functions import (  # noqa: E402,F401  (imported for their registrations)
     collections,
     conversions,
+    data_access,
     dates,
     encoding,
     functional,
+    geo,
     maas,
     math,
     network,
