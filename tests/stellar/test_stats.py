@@ -181,3 +181,21 @@ def test_it_entropy() -> None:
     )
     with pytest.raises(StellarEvaluationError, match="IT_ENTROPY: argument 1"):
         run("IT_ENTROPY(['a'])")
+
+
+def test_statistics_of_one_to_ten() -> None:
+    s = run("STATS_ADD(STATS_INIT(), 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)")
+    assert run("STATS_COUNT(s)", s=s) == 10.0
+    assert run("STATS_SUM(s)", s=s) == 55.0
+    assert run("STATS_MEAN(s)", s=s) == 5.5
+    assert run("STATS_MIN(s)", s=s) == 1.0 and run("STATS_MAX(s)", s=s) == 10.0
+    assert run("STATS_VARIANCE(s)", s=s) == pytest.approx(55 / 6)
+    assert run("STATS_POPULATION_VARIANCE(s)", s=s) == pytest.approx(8.25)
+    assert run("STATS_SD(s)", s=s) == pytest.approx(math.sqrt(55 / 6))
+    assert run("STATS_GEOMETRIC_MEAN(s)", s=s) == pytest.approx(math.factorial(10) ** 0.1)
+    assert run("STATS_QUADRATIC_MEAN(s)", s=s) == pytest.approx(math.sqrt(38.5))
+    assert run("STATS_SUM_LOGS(s)", s=s) == pytest.approx(math.log(math.factorial(10)))
+    assert run("STATS_SUM_SQUARES(s)", s=s) == 385.0
+    assert run("STATS_SKEWNESS(s)", s=s) == pytest.approx(0.0, abs=1e-12)
+    assert run("STATS_KURTOSIS(s)", s=s) == pytest.approx(-1.2)
+    assert run("STATS_PERCENTILE(s, 50)", s=s) == pytest.approx(5.5)
