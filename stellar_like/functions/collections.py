@@ -140,6 +140,9 @@ def map_merge(maps: Any) -> dict[Any, Any] | None:
 def _extreme(items: Any, better: Any) -> Any:
     if items is None:
         return None
+    summary = getattr(items, "max" if better is greater else "min", None)
+    if callable(summary) and not isinstance(items, (list, tuple, set, frozenset)):
+        return summary()  # a statistics object (STATS_INIT) knows its own extremes
     values = [v for v in A.sequence(1, items) if v is not None]
     if not values:
         return None
@@ -155,8 +158,9 @@ def _extreme(items: Any, better: Any) -> Any:
 
 @stellar_function(
     "MAX",
-    description="Returns the largest value of a list of mutually comparable values (numbers of any kind, or strings).",
-    params=["list - The values"],
+    description="Returns the largest value of a list of mutually comparable values (numbers of any kind, or strings), "
+    "or the maximum of a statistics object.",
+    params=["list - The values, or a statistics object"],
     returns="The maximum, or null if the list is empty or its values cannot be compared",
 )
 def max_(items: Any) -> Any:
@@ -165,8 +169,9 @@ def max_(items: Any) -> Any:
 
 @stellar_function(
     "MIN",
-    description="Returns the smallest value of a list of mutually comparable values (numbers of any kind, or strings).",
-    params=["list - The values"],
+    description="Returns the smallest value of a list of mutually comparable values (numbers of any kind, or strings), "
+    "or the minimum of a statistics object.",
+    params=["list - The values, or a statistics object"],
     returns="The minimum, or null if the list is empty or its values cannot be compared",
 )
 def min_(items: Any) -> Any:
@@ -176,20 +181,20 @@ def min_(items: Any) -> Any:
 @stellar_function(
     "ZIP",
     description="Zips lists into a list of lists whose i'th element holds the i'th items of the inputs.",
-    params=["list* - The lists to zip"],
+    params=["list* - The lists to zip (arguments that are not lists are skipped)"],
     returns="The zipped list, as long as the shortest input",
 )
 def zip_(*lists: Any) -> list[list[Any]]:
-    values = [A.sequence(i + 1, items) for i, items in enumerate(lists)]
+    values = [items for items in lists if isinstance(items, (list, tuple))]  # Metron skips what is not a list
     return [list(group) for group in zip(*values)] if values else []
 
 
 @stellar_function(
     "ZIP_LONGEST",
     description="Zips lists like ZIP, padding the shorter lists with null.",
-    params=["list* - The lists to zip"],
+    params=["list* - The lists to zip (arguments that are not lists are skipped)"],
     returns="The zipped list, as long as the longest input",
 )
 def zip_longest_(*lists: Any) -> list[list[Any]]:
-    values = [A.sequence(i + 1, items) for i, items in enumerate(lists)]
+    values = [items for items in lists if isinstance(items, (list, tuple))]
     return [list(group) for group in zip_longest(*values)] if values else []

@@ -197,21 +197,23 @@ def _json(value: Any) -> Any:
     "TO_JSON_OBJECT",
     description="Parses a JSON string into a value (map, list, string, number, boolean or null).",
     params=["string - The JSON text"],
-    returns="The parsed value, or null for null input",
+    returns="The parsed value; null for null input, an empty string for an empty string",
 )
 def to_json_object(value: Any) -> Any:
-    return None if value is None else _json(value)
+    if value is None or value == "":
+        return value  # Metron gives an empty string back as it is
+    return _json(value)
 
 
 @stellar_function(
     "TO_JSON_MAP",
     description="Parses a JSON string holding an object into a map.",
     params=["string - The JSON text"],
-    returns="The parsed map, or null for null input",
+    returns="The parsed map; null for null input, an empty string for an empty string",
 )
-def to_json_map(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
+def to_json_map(value: Any) -> dict[str, Any] | str | None:
+    if value is None or value == "":
+        return value
     parsed = _json(value)
     if not isinstance(parsed, Mapping):
         raise argument_error(1, value, "is not a JSON object")
@@ -222,11 +224,11 @@ def to_json_map(value: Any) -> dict[str, Any] | None:
     "TO_JSON_LIST",
     description="Parses a JSON string holding an array into a list.",
     params=["string - The JSON text"],
-    returns="The parsed list, or null for null input",
+    returns="The parsed list; null for null input, an empty string for an empty string",
 )
-def to_json_list(value: Any) -> list[Any] | None:
-    if value is None:
-        return None
+def to_json_list(value: Any) -> list[Any] | str | None:
+    if value is None or value == "":
+        return value
     parsed = _json(value)
     if not isinstance(parsed, list):
         raise argument_error(1, value, "is not a JSON array")

@@ -21,10 +21,10 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from stellar_like.errors import argument_error
+from stellar_like.errors import StellarEvaluationError, argument_error
 from stellar_like.functions import args as A
 from stellar_like.functions.registry import stellar_function
-from stellar_like.semantics import is_number
+from stellar_like.semantics import is_number, java_str
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MONTHS = [
@@ -379,17 +379,15 @@ def _parse(fields: tuple[_Field, ...], text: str, default_zone: tzinfo) -> datet
         "format - The Java SimpleDateFormat pattern, e.g. 'yyyy-MM-dd HH:mm:ss'",
         "timezone? - The time zone, e.g. 'UTC' or 'America/New_York'",
     ],
-    returns="The epoch timestamp in milliseconds, or null for null input",
+    returns="The epoch timestamp in milliseconds; null for null input or text that does not match the format",
 )
 def to_epoch_timestamp(value: Any, fmt: Any, zone: Any = None) -> int | None:
-    if value is None:
+    if value is None or fmt is None:
         return None
-    text = A.string(1, value)
+    text = value if isinstance(value, str) else java_str(value)
     fields = _pattern(2, fmt)
     moment = _parse(fields, text, _zone_arg(3, zone))
-    if moment is None:
-        raise argument_error(1, text, f"does not match the date format {fmt!r}")
-    return _millis(moment)
+    return None if moment is None else _millis(moment)
 
 
 @stellar_function(
@@ -404,38 +402,68 @@ def is_date(value: Any, fmt: Any) -> bool:
     return _parse(_pattern(2, fmt), value, timezone.utc) is not None
 
 
+_ABSENT = object()
+
+
 @stellar_function(
     "DATE_FORMAT",
     description="Formats an epoch timestamp (milliseconds; default now) with a Java date format.",
     params=[
         "format - The Java SimpleDateFormat pattern",
-        "timestampField? - The epoch timestamp in milliseconds; default now",
+        "timestampField? - The epoch timestamp in milliseconds (default now); with two arguments, a string "
+        "second argument is the time zone",
         "timezone? - The time zone; default UTC",
     ],
-    returns="The formatted date",
+    returns="The formatted date; null for a null format, or a null second argument of two",
     pure=False,
 )
-def date_format(fmt: Any, timestamp: Any = None, zone: Any = None) -> str:
+def date_format(fmt: Any, timestamp: Any = _ABSENT, zone: Any = _ABSENT) -> str | None:
+    if fmt is None:
+        return None
+    if zone is _ABSENT:
+        if timestamp is None:
+            return None  # DATE_FORMAT(format, null) is null in Metron
+        zone = None
+    if timestamp is _ABSENT:
+        timestamp = None
+    if zone is None and isinstance(timestamp, str) and _zone(timestamp) is not None:
+        timestamp, zone = None, timestamp  # DATE_FORMAT(format, timezone), as in Metron
     fields = _pattern(1, fmt)
     tz = _zone_arg(3, zone)
     moment = datetime.now(tz) if timestamp is None else _datetime(2, timestamp, tz)
     return _format(fields, moment)
 
 
-def _calendar_field(value: Any) -> datetime | None:
-    return None if value is None else _datetime(1, value)
+_NOW = object()
 
 
-_EPOCH_PARAM = ["dateTime - The date-time as epoch milliseconds"]
+def _calendar_field(value: Any = _NOW) -> datetime | None:
+    """The moment of an epoch-milliseconds argument (now when absent); null for null or a non-number."""
+    if value is _NOW:
+        return datetime.now(timezone.utc)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = A.number(1, value)
+        except StellarEvaluationError:
+            return None
+    if not is_number(value):
+        return None
+    return _datetime(1, value)
+
+
+_EPOCH_PARAM = ["dateTime? - The date-time as epoch milliseconds; default now"]
 
 
 @stellar_function(
     "DAY_OF_WEEK",
     description="The number of the day within the week (UTC); Sunday is 1, Saturday 7.",
     params=_EPOCH_PARAM,
+    pure=False,
     returns="The day of the week, 1 to 7",
 )
-def day_of_week(value: Any) -> int | None:
+def day_of_week(value: Any = _NOW) -> int | None:
     moment = _calendar_field(value)
     return None if moment is None else _sunday_based(moment.weekday())
 
@@ -444,9 +472,10 @@ def day_of_week(value: Any) -> int | None:
     "DAY_OF_MONTH",
     description="The number of the day within the month (UTC); the first day is 1.",
     params=_EPOCH_PARAM,
+    pure=False,
     returns="The day of the month",
 )
-def day_of_month(value: Any) -> int | None:
+def day_of_month(value: Any = _NOW) -> int | None:
     moment = _calendar_field(value)
     return None if moment is None else moment.day
 
@@ -455,9 +484,10 @@ def day_of_month(value: Any) -> int | None:
     "DAY_OF_YEAR",
     description="The number of the day within the year (UTC); January 1 is 1.",
     params=_EPOCH_PARAM,
+    pure=False,
     returns="The day of the year",
 )
-def day_of_year(value: Any) -> int | None:
+def day_of_year(value: Any = _NOW) -> int | None:
     moment = _calendar_field(value)
     return None if moment is None else moment.timetuple().tm_yday
 
@@ -466,9 +496,10 @@ def day_of_year(value: Any) -> int | None:
     "MONTH",
     description="The number of the month (UTC), counted from 0: January is 0, December 11.",
     params=_EPOCH_PARAM,
+    pure=False,
     returns="The 0-based month",
 )
-def month(value: Any) -> int | None:
+def month(value: Any = _NOW) -> int | None:
     moment = _calendar_field(value)
     return None if moment is None else moment.month - 1
 
@@ -477,9 +508,10 @@ def month(value: Any) -> int | None:
     "YEAR",
     description="The year (UTC).",
     params=_EPOCH_PARAM,
+    pure=False,
     returns="The year",
 )
-def year(value: Any) -> int | None:
+def year(value: Any = _NOW) -> int | None:
     moment = _calendar_field(value)
     return None if moment is None else moment.year
 
@@ -488,9 +520,10 @@ def year(value: Any) -> int | None:
     "WEEK_OF_MONTH",
     description="The number of the week within the month (UTC, weeks starting on Sunday); the first week is 1.",
     params=_EPOCH_PARAM,
+    pure=False,
     returns="The week of the month",
 )
-def week_of_month(value: Any) -> int | None:
+def week_of_month(value: Any = _NOW) -> int | None:
     moment = _calendar_field(value)
     return None if moment is None else _week_of_month(moment.date())
 
@@ -500,9 +533,10 @@ def week_of_month(value: Any) -> int | None:
     description="The number of the week within the year (UTC, weeks starting on Sunday); "
     "week 1 is the week containing January 1.",
     params=_EPOCH_PARAM,
+    pure=False,
     returns="The week of the year",
 )
-def week_of_year(value: Any) -> int | None:
+def week_of_year(value: Any = _NOW) -> int | None:
     moment = _calendar_field(value)
     return None if moment is None else _week_of_year(moment.date())
 

@@ -169,11 +169,11 @@ def get_supported_encodings() -> list[str]:
     "ENCODE",
     description="Encodes the UTF-8 bytes of a string with BASE32, BASE32HEX, BASE64, BINARY or HEX.",
     params=["string - The string to encode", "encoding - The encoding"],
-    returns="The encoded string, or null for null input",
+    returns="The encoded string, or null for null or empty input",
 )
 def encode(value: Any, encoding: Any) -> str | None:
     encoder, _ = _encoding(2, encoding)
-    if value is None:
+    if value is None or value == "":
         return None
     return encoder(A.string(1, value).encode("utf-8"))
 
@@ -182,11 +182,11 @@ def encode(value: Any, encoding: Any) -> str | None:
     "DECODE",
     description="Decodes a string encoded with BASE32, BASE32HEX, BASE64, BINARY or HEX.",
     params=["string - The string to decode", "encoding - The encoding", "verify? - Unused; decoding always verifies"],
-    returns="The decoded string; the input itself if it is not validly encoded; null for null input",
+    returns="The decoded string; the input itself if it is not validly encoded; null for null or empty input",
 )
 def decode(value: Any, encoding: Any, verify: Any = None) -> str | None:
     _, decoder = _encoding(2, encoding)
-    if value is None:
+    if value is None or value == "":
         return None
     text = A.string(1, value)
     try:

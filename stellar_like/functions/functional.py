@@ -1,7 +1,9 @@
 """Functional functions taking lambdas: MAP, FILTER, REDUCE.
 
 A lambda such as ``(x) -> TO_UPPER(x)`` evaluates to a callable that sees its parameters and,
-behind them, the variables of the enclosing expression.
+behind them, the variables of the enclosing expression. As in Metron, a string is taken as the
+list of its characters, FILTER keeps the items for which the predicate is exactly true, and
+REDUCE with a null initial value gives null.
 """
 
 from __future__ import annotations
@@ -10,7 +12,14 @@ from typing import Any
 
 from stellar_like.functions import args as A
 from stellar_like.functions.registry import stellar_function
-from stellar_like.semantics import truthy
+
+
+def _items(value: Any) -> Any:
+    if isinstance(value, str):
+        return list(value)
+    if isinstance(value, (set, frozenset)):
+        return list(value)
+    return A.sequence(1, value)
 
 
 @stellar_function(
@@ -24,7 +33,7 @@ def map_(items: Any, transform: Any) -> list[Any] | None:
     fn = A.function(2, transform)
     if items is None:
         return None
-    return [fn(item) for item in A.sequence(1, items)]
+    return [fn(item) for item in _items(items)]
 
 
 @stellar_function(
@@ -38,7 +47,7 @@ def filter_(items: Any, predicate: Any) -> list[Any] | None:
     fn = A.function(2, predicate)
     if items is None:
         return None
-    return [item for item in A.sequence(1, items) if truthy(fn(item))]
+    return [item for item in _items(items) if fn(item) is True]
 
 
 @stellar_function(
@@ -50,13 +59,13 @@ def filter_(items: Any, predicate: Any) -> list[Any] | None:
         "binary_operation - A two-argument lambda: the running value and an item",
         "initial_value - The starting value",
     ],
-    returns="The final running value (the initial value for an empty list), or null for a null list",
+    returns="The final running value (the initial value for an empty list), or null for a null list or initial value",
 )
 def reduce_(items: Any, operation: Any, initial: Any) -> Any:
     fn = A.function(2, operation)
-    if items is None:
+    if items is None or initial is None:
         return None
     result = initial
-    for item in A.sequence(1, items):
+    for item in _items(items):
         result = fn(result, item)
     return result

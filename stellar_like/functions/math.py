@@ -1,9 +1,9 @@
 """Math functions: ABS, ROUND, CEILING, FLOOR, SQRT, EXP, LN, LOG2, LOG10, SIN, COS, TAN, IS_NAN.
 
-They follow Java's ``Math``: results are doubles (except ABS, which keeps the argument's type,
-and ROUND, which gives an integer with half-up rounding), the logarithm of 0 is -Infinity and of a
-negative number NaN, and the square root of a negative number NaN. Numeric strings are accepted;
-null gives null.
+They follow Java's ``Math`` as Metron applies it: every argument is taken as a double, results
+are doubles (ROUND gives an integer with half-up rounding, NaN for NaN), the logarithm of 0 is
+-Infinity and of a negative number NaN, and the square root of a negative number NaN. A null
+argument gives NaN, as in Metron. Numeric strings are accepted.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ from stellar_like.functions import args as A
 from stellar_like.functions.registry import stellar_function
 
 
+_LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
+
+
 def _float_of(value: Any) -> float:
     number = A.number(1, value)
     try:
@@ -25,9 +28,9 @@ def _float_of(value: Any) -> float:
         raise argument_error(1, value, "is too large for a double") from None
 
 
-def _log(base_log: Callable[[float], float], value: Any) -> float | None:
+def _log(base_log: Callable[[float], float], value: Any) -> float:
     if value is None:
-        return None
+        return math.nan
     x = _float_of(value)
     if math.isnan(x) or x < 0:
         return math.nan
@@ -42,31 +45,31 @@ def _log(base_log: Callable[[float], float], value: Any) -> float | None:
     "ABS",
     description="Returns the absolute value of a number.",
     params=["number - The number"],
-    returns="The absolute value, of the same type as the input",
+    returns="The absolute value as a double; NaN for null",
 )
-def abs_(value: Any) -> int | float | None:
+def abs_(value: Any) -> float:
     if value is None:
-        return None
-    return abs(A.number(1, value))
+        return math.nan
+    return abs(_float_of(value))
 
 
 @stellar_function(
     "ROUND",
     description="Rounds a number to the nearest integer, halves rounding up (toward positive infinity).",
     params=["number - The number to round"],
-    returns="The nearest integer",
+    returns="The nearest integer (a 64-bit long); NaN for NaN or null",
 )
-def round_(value: Any) -> int | None:
+def round_(value: Any) -> int | float:
     if value is None:
-        return None
+        return math.nan
     number = A.number(1, value)
     if isinstance(number, int):
-        return number
+        return max(_LONG_MIN, min(_LONG_MAX, number))
     if math.isnan(number):
-        return 0
+        return math.nan
     if math.isinf(number):
-        raise argument_error(1, value, "cannot be rounded to an integer")
-    return math.floor(number + 0.5)
+        return _LONG_MAX if number > 0 else _LONG_MIN  # Java's Math.round saturates
+    return max(_LONG_MIN, min(_LONG_MAX, math.floor(number + 0.5)))
 
 
 @stellar_function(
@@ -75,9 +78,9 @@ def round_(value: Any) -> int | None:
     params=["number - The number"],
     returns="The ceiling, as a double",
 )
-def ceiling(value: Any) -> float | None:
+def ceiling(value: Any) -> float:
     if value is None:
-        return None
+        return math.nan
     x = _float_of(value)
     return x if math.isnan(x) or math.isinf(x) else float(math.ceil(x))
 
@@ -88,9 +91,9 @@ def ceiling(value: Any) -> float | None:
     params=["number - The number"],
     returns="The floor, as a double",
 )
-def floor(value: Any) -> float | None:
+def floor(value: Any) -> float:
     if value is None:
-        return None
+        return math.nan
     x = _float_of(value)
     return x if math.isnan(x) or math.isinf(x) else float(math.floor(x))
 
@@ -101,9 +104,9 @@ def floor(value: Any) -> float | None:
     params=["number - The number"],
     returns="The square root, as a double",
 )
-def sqrt(value: Any) -> float | None:
+def sqrt(value: Any) -> float:
     if value is None:
-        return None
+        return math.nan
     x = _float_of(value)
     if math.isnan(x) or x < 0:
         return math.nan
@@ -116,9 +119,9 @@ def sqrt(value: Any) -> float | None:
     params=["number - The power"],
     returns="e to the given power, as a double",
 )
-def exp(value: Any) -> float | None:
+def exp(value: Any) -> float:
     if value is None:
-        return None
+        return math.nan
     x = _float_of(value)
     try:
         return math.exp(x)
@@ -132,7 +135,7 @@ def exp(value: Any) -> float | None:
     params=["number - The number"],
     returns="The natural logarithm, as a double",
 )
-def ln(value: Any) -> float | None:
+def ln(value: Any) -> float:
     return _log(math.log, value)
 
 
@@ -142,7 +145,7 @@ def ln(value: Any) -> float | None:
     params=["number - The number"],
     returns="The base-2 logarithm, as a double",
 )
-def log2(value: Any) -> float | None:
+def log2(value: Any) -> float:
     return _log(math.log2, value)
 
 
@@ -152,13 +155,13 @@ def log2(value: Any) -> float | None:
     params=["number - The number"],
     returns="The base-10 logarithm, as a double",
 )
-def log10(value: Any) -> float | None:
+def log10(value: Any) -> float:
     return _log(math.log10, value)
 
 
-def _trig(fn: Callable[[float], float], value: Any) -> float | None:
+def _trig(fn: Callable[[float], float], value: Any) -> float:
     if value is None:
-        return None
+        return math.nan
     x = _float_of(value)
     if math.isnan(x) or math.isinf(x):
         return math.nan
@@ -171,7 +174,7 @@ def _trig(fn: Callable[[float], float], value: Any) -> float | None:
     params=["number - The angle in radians"],
     returns="The sine, as a double",
 )
-def sin(value: Any) -> float | None:
+def sin(value: Any) -> float:
     return _trig(math.sin, value)
 
 
@@ -181,7 +184,7 @@ def sin(value: Any) -> float | None:
     params=["number - The angle in radians"],
     returns="The cosine, as a double",
 )
-def cos(value: Any) -> float | None:
+def cos(value: Any) -> float:
     return _trig(math.cos, value)
 
 
@@ -191,7 +194,7 @@ def cos(value: Any) -> float | None:
     params=["number - The angle in radians"],
     returns="The tangent, as a double",
 )
-def tan(value: Any) -> float | None:
+def tan(value: Any) -> float:
     return _trig(math.tan, value)
 
 

@@ -259,6 +259,8 @@ def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 def in_subnet(value: Any, *cidrs: Any) -> bool:
     networks = []
     for index, cidr in enumerate(cidrs, start=2):
+        if cidr is None:
+            continue  # as in Metron, a null subnet is skipped
         try:
             networks.append(_network(A.string(index, cidr)))
         except ValueError:

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-from stellar_like.errors import argument_error
+from stellar_like.errors import StellarEvaluationError, argument_error
 from stellar_like.functions import args as A
 from stellar_like.functions.registry import stellar_function
 from stellar_like.semantics import is_number, java_str
@@ -73,12 +73,12 @@ def join(items: Any, delim: Any) -> str | None:
     "SPLIT",
     description="Splits a string at every occurrence of a delimiter (taken literally, not as a regex).",
     params=["input - The string to split", "delim - The delimiter"],
-    returns="The list of pieces (empty pieces are kept), or null for null input",
+    returns="The list of pieces (empty pieces are kept); an empty list for null input",
 )
-def split(value: Any, delim: Any) -> list[str] | None:
+def split(value: Any, delim: Any) -> list[str]:
     if value is None:
-        return None
-    text = A.string(1, value)
+        return []
+    text = _text(value)
     separator = A.string(2, delim)
     if separator == "":
         return list(text)
@@ -89,14 +89,14 @@ def split(value: Any, delim: Any) -> list[str] | None:
     "LENGTH",
     description="Returns the length of a string or the size of a list or map; null has length 0.",
     params=["input - A string, list or map"],
-    returns="The length as an integer",
+    returns="The length as an integer (0 for null and for values that are not strings or collections)",
 )
 def length(value: Any) -> int:
     if value is None:
         return 0
     if isinstance(value, (str, list, tuple, set, frozenset)) or isinstance(value, Mapping):
         return len(value)
-    raise argument_error(1, value, "has no length")
+    return 0  # as in Metron, anything that is not a string or collection has length 0
 
 
 @stellar_function(
@@ -181,10 +181,15 @@ def regexp_match(value: Any, pattern: Any) -> bool:
         "pattern - The regex pattern",
         "group - The group number, starting at 1 (0 returns the input)",
     ],
-    returns="The group's value, or null if the pattern does not match or has no such group",
+    returns="The group's value, or null if the pattern does not match, has no such group or the group is not a number",
 )
 def regexp_group_val(value: Any, pattern: Any, group: Any) -> str | None:
-    number = A.integer(3, group)
+    if isinstance(group, bool) or not isinstance(group, (int, float, str)):
+        return None
+    try:
+        number = A.integer(3, group)
+    except StellarEvaluationError:
+        return None  # not an integer group number: Metron gives null
     if number == 0:
         return None if value is None else A.string(1, value)
     if value is None or pattern is None:
@@ -236,14 +241,15 @@ def _java_replacement(index: int, template: str) -> list[str | int]:
     description="Replaces every match of a regular expression in a string; "
     "the replacement may refer to groups as $1 or ${name}.",
     params=["string - The input string", "pattern - The regex pattern", "value - The replacement"],
-    returns="The string with replacements made, or null for null or empty input",
+    returns="The string with replacements made (unchanged for an empty pattern or replacement), or null for null "
+    "or empty input",
 )
 def regexp_replace(value: Any, pattern: Any, replacement: Any) -> str | None:
     if value is None or value == "":
         return None
     text = A.string(1, value)
-    if pattern is None or pattern == "" or replacement is None:
-        return text
+    if pattern is None or pattern == "" or replacement is None or replacement == "":
+        return text  # as in Metron, an empty replacement leaves the string unchanged
     regex = _compile(2, pattern)
     parts = _java_replacement(3, A.string(3, replacement))
 
@@ -274,24 +280,28 @@ def _pad(value: Any, fill: Any, size: Any, left: bool) -> str | None:
     if value is None:
         return None
     text = _text(value)
-    padding = A.string(2, fill) if fill is not None else " "
+    if fill is None or size is None:
+        raise argument_error(2 if fill is None else 3, None, "is required: both the fill and the length must be given")
+    padding = _text(fill)
     if padding == "":
-        padding = " "
-    target = A.integer(3, size)
+        raise argument_error(2, fill, "is empty: the fill must be a character")
+    padding = padding[0]  # Metron pads with the fill's first character
+    target = A.to_integer(3, size)
+    if target is None:  # pragma: no cover - size is not null here
+        raise argument_error(3, size, "is not an integer")
     if target > MAX_PADDED_LENGTH:
         raise argument_error(3, size, f"is larger than the maximum padded length {MAX_PADDED_LENGTH}")
     missing = target - len(text)
     if missing <= 0:
         return text
-    pad = (padding * (missing // len(padding) + 1))[:missing]
-    return pad + text if left else text + pad
+    return padding * missing + text if left else text + padding * missing
 
 
 @stellar_function(
     "FILL_LEFT",
     description="Pads a string on the left with a fill string up to a given length.",
-    params=["input - The string", "fill - The fill character (or string)", "len - The required length"],
-    returns="The padded string (unchanged if already long enough)",
+    params=["input - The string", "fill - The fill character (the first character of a longer string)", "len - The required length"],
+    returns="The padded string (unchanged if already long enough), or null for null input",
 )
 def fill_left(value: Any, fill: Any, size: Any) -> str | None:
     return _pad(value, fill, size, left=True)
@@ -300,8 +310,8 @@ def fill_left(value: Any, fill: Any, size: Any) -> str | None:
 @stellar_function(
     "FILL_RIGHT",
     description="Pads a string on the right with a fill string up to a given length.",
-    params=["input - The string", "fill - The fill character (or string)", "len - The required length"],
-    returns="The padded string (unchanged if already long enough)",
+    params=["input - The string", "fill - The fill character (the first character of a longer string)", "len - The required length"],
+    returns="The padded string (unchanged if already long enough), or null for null input",
 )
 def fill_right(value: Any, fill: Any, size: Any) -> str | None:
     return _pad(value, fill, size, left=False)
@@ -315,12 +325,14 @@ def fill_right(value: Any, fill: Any, size: Any) -> str | None:
         "start - The start index, inclusive",
         "end? - The end index, exclusive; default the end",
     ],
-    returns="The substring, or null for null input",
+    returns="The substring ('' for an empty input), or null for a null input or start",
 )
 def substring(value: Any, start: Any, end: Any = None) -> str | None:
-    if value is None:
+    if value is None or start is None:
         return None
     text = A.string(1, value)
+    if text == "":
+        return text
     begin = A.integer(2, start)
     stop = len(text) if end is None else A.integer(3, end)
     if begin < 0 or begin > len(text):
@@ -418,12 +430,12 @@ def prepend_if_missing(value: Any, prefix: Any, *others: Any) -> str | None:
     "STRING_ENTROPY",
     description="Computes the base-2 Shannon entropy of the characters of a string.",
     params=["input - The string"],
-    returns="The entropy in bits per character (0.0 for an empty string)",
+    returns="The entropy in bits per character (0.0 for an empty or null string)",
 )
-def string_entropy(value: Any) -> float | None:
+def string_entropy(value: Any) -> float:
     if value is None:
-        return None
-    text = A.string(1, value)
+        return 0.0
+    text = _text(value)
     if not text:
         return 0.0
     total = len(text)
