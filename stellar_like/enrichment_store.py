@@ -36,9 +36,7 @@ class EnrichmentStore(Protocol):
 
     def get(self, table: str, column_family: str, enrichment_type: str, indicator: str) -> dict[str, Any] | None: ...
 
-    def put_many(
-        self, table: str, column_family: str, rows: Iterable[tuple[str, str, Mapping[str, Any]]]
-    ) -> int: ...
+    def put_many(self, table: str, column_family: str, rows: Iterable[tuple[str, str, Mapping[str, Any]]]) -> int: ...
 
 
 _SCHEMA = """

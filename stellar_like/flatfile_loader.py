@@ -109,7 +109,9 @@ def read_extractor_config(document: Mapping[str, Any]) -> ExtractorConfig:
         raise LoaderError("extractor config: 'columns' must map column names to positions (or list the names)")
     indicator = config.get("indicator_column")
     if indicator not in columns:
-        raise LoaderError(f"extractor config: 'indicator_column' {indicator!r} is not one of the columns {sorted(columns)}")
+        raise LoaderError(
+            f"extractor config: 'indicator_column' {indicator!r} is not one of the columns {sorted(columns)}"
+        )
     kind = config.get("type")
     if not isinstance(kind, str) or not kind:
         raise LoaderError("extractor config: 'type' (the enrichment type) is required")
@@ -215,17 +217,41 @@ def load(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-i", "--input", "inputs", multiple=True, required=True, type=click.Path(exists=True, path_type=Path),
-              help="A CSV file, or a directory whose files are loaded recursively (repeatable).")
-@click.option("-e", "--extractor_config", "extractor_config", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The JSON extractor configuration (Metron's CSV extractor).")
+@click.option(
+    "-i",
+    "--input",
+    "inputs",
+    multiple=True,
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A CSV file, or a directory whose files are loaded recursively (repeatable).",
+)
+@click.option(
+    "-e",
+    "--extractor_config",
+    "extractor_config",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The JSON extractor configuration (Metron's CSV extractor).",
+)
 @click.option("-t", "--hbase_table", "--table", "table", required=True, help="The table to load into.")
-@click.option("-c", "--hbase_cf", "--column-family", "column_family", required=True, help="The column family to load into.")
-@click.option("-s", "--store", "store_path", envvar="MAAS_ENRICHMENT_STORE", default="enrichment.db", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="The SQLite enrichment store file (created if missing); or set MAAS_ENRICHMENT_STORE.")
+@click.option(
+    "-c", "--hbase_cf", "--column-family", "column_family", required=True, help="The column family to load into."
+)
+@click.option(
+    "-s",
+    "--store",
+    "store_path",
+    envvar="MAAS_ENRICHMENT_STORE",
+    default="enrichment.db",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The SQLite enrichment store file (created if missing); or set MAAS_ENRICHMENT_STORE.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-def main(inputs: tuple[Path, ...], extractor_config: Path, table: str, column_family: str, store_path: Path, quiet: bool) -> None:
+def main(
+    inputs: tuple[Path, ...], extractor_config: Path, table: str, column_family: str, store_path: Path, quiet: bool
+) -> None:
     """Load CSV enrichment data into the enrichment store read by ENRICHMENT_GET and ENRICHMENT_EXISTS."""
     try:
         document = orjson.loads(extractor_config.read_bytes())
@@ -250,7 +276,9 @@ def main(inputs: tuple[Path, ...], extractor_config: Path, table: str, column_fa
         click.echo(f"nothing was loaded: {len(problems)} bad line(s)", err=True)
         sys.exit(EXIT_BAD_INPUT)
     if not quiet:
-        click.echo(f"loaded {written} row(s) of type {config.enrichment_type!r} into {table}:{column_family} in {store_path}")
+        click.echo(
+            f"loaded {written} row(s) of type {config.enrichment_type!r} into {table}:{column_family} in {store_path}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

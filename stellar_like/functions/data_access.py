@@ -221,7 +221,9 @@ def enrichment_object_get(context: Context, path: Any, indicator: Any) -> Any:
         return None
     config = _global_config(context)
     settings = config.get("enrichment.object.get.settings", config)
-    value = _read_object(context, A.string(1, path), settings if isinstance(settings, Mapping) else config, "enrichment")
+    value = _read_object(
+        context, A.string(1, path), settings if isinstance(settings, Mapping) else config, "enrichment"
+    )
     if not isinstance(value, Mapping):
         raise argument_error(1, path, "does not hold a map serialised as JSON")
     return value.get(indicator)
@@ -313,7 +315,9 @@ def _query(index: int, value: Any) -> dict[str, str]:
     return {str(k): A.string(index, v) if isinstance(v, str) else str(v) for k, v in A.mapping(index, value).items()}
 
 
-def _request(context: Context | None, method: str, url: str, config: Mapping[str, Any], params: dict[str, str], body: str | None) -> Any:
+def _request(
+    context: Context | None, method: str, url: str, config: Mapping[str, Any], params: dict[str, str], body: str | None
+) -> Any:
     allowed = {int(code) for code in config.get("response.codes.allowed", [200])}
     started = time.monotonic()
     try:
@@ -328,10 +332,14 @@ def _request(context: Context | None, method: str, url: str, config: Mapping[str
             raise httpx.TimeoutException(f"the request took {elapsed * 1000:.0f} ms")
         if response.status_code not in allowed:
             raise httpx.HTTPStatusError(
-                f"status {response.status_code}, expected one of {sorted(allowed)}", request=response.request, response=response
+                f"status {response.status_code}, expected one of {sorted(allowed)}",
+                request=response.request,
+                response=response,
             )
         text = response.text
-        if config.get("verify.content.length") and int(response.headers.get("content-length", -1)) != len(response.content):
+        if config.get("verify.content.length") and int(response.headers.get("content-length", -1)) != len(
+            response.content
+        ):
             raise httpx.DecodingError("the response's content length does not match its body")
         if not text:
             return config.get("empty.content.override")
@@ -395,7 +403,9 @@ def rest_post(context: Context, url: Any, data: Any, rest_config: Any = None, qu
             try:
                 orjson.loads(body)
             except orjson.JSONDecodeError:
-                raise argument_error(2, data, "is not well-formed JSON (set enforce.json to false to send it anyway)") from None
+                raise argument_error(
+                    2, data, "is not well-formed JSON (set enforce.json to false to send it anyway)"
+                ) from None
     elif data is None:
         body = ""
     else:
@@ -413,7 +423,8 @@ def _hdfs(context: Context | None) -> FileStore:
     store = _ctx(context).service("hdfs")
     if store is None:
         raise StellarEvaluationError(
-            "no HDFS store is configured: evaluate with a Context(hdfs=...) such as stellar_like.stores.WebHdfsFileStore"
+            "no HDFS store is configured: evaluate with a Context(hdfs=...) "
+            "such as stellar_like.stores.WebHdfsFileStore"
         )
     return store
 
@@ -430,7 +441,14 @@ def _ls(store: FileStore, path: Any, home: str) -> str:
         entries = []
     entries.sort(key=lambda e: (e.modified, e.name))
     rows = [
-        [e.permission, e.owner, e.group, str(e.size), datetime.fromtimestamp(e.modified).strftime("%Y-%m-%d %H:%M:%S"), e.name]
+        [
+            e.permission,
+            e.owner,
+            e.group,
+            str(e.size),
+            datetime.fromtimestamp(e.modified).strftime("%Y-%m-%d %H:%M:%S"),
+            e.name,
+        ]
         for e in entries
     ]
     return render_table(_LS_HEADERS, rows)
@@ -523,7 +541,10 @@ def local_write(content: Any, path: Any) -> bool:
 @stellar_function(
     "LOCAL_RM",
     description="Removes a local file or directory.",
-    params=["path - The path of the file or directory", "recursive? - Remove a directory with its contents; default false"],
+    params=[
+        "path - The path of the file or directory",
+        "recursive? - Remove a directory with its contents; default false",
+    ],
     returns="True if it was removed, false otherwise",
     pure=False,
 )

@@ -65,7 +65,8 @@ def _tlsh(value: Any, config: Mapping[str, Any]) -> str | dict[str, str] | None:
         raise argument_error(3, dict(config), "asks for a TLSH variant other than 128 buckets with a 1-byte checksum")
     force = config.get("force", True)
     data = value if isinstance(value, (bytes, bytearray)) else _bytes(value, "utf-8")
-    digest = tlsh.hash(bytes(data)) if force is not False and str(force).lower() != "false" else tlsh.conservativehash(bytes(data))
+    lenient = force is not False and str(force).lower() != "false"
+    digest = tlsh.hash(bytes(data)) if lenient else tlsh.conservativehash(bytes(data))
     if not digest or digest == "TNULL":
         return None  # too little data, or too little variation in it
     digest = digest[2:] if digest.startswith("T1") else digest

@@ -16,7 +16,6 @@ from stellar_like.errors import argument_error
 from stellar_like.functions import args as A
 from stellar_like.functions.registry import stellar_function
 
-
 _LONG_MIN, _LONG_MAX = -(2**63), 2**63 - 1
 
 

@@ -499,7 +499,13 @@ def threat_triage_print(config: Any) -> str:
     triage = _triage(_config_of(1, config))
     rules = triage.get("riskLevelRules") or []
     rows = [
-        [str(r.get("name") or ""), str(r.get("comment") or ""), str(r.get("rule", "")), java_str(r.get("score")), str(r.get("reason") or "")]
+        [
+            str(r.get("name") or ""),
+            str(r.get("comment") or ""),
+            str(r.get("rule", "")),
+            java_str(r.get("score")),
+            str(r.get("reason") or ""),
+        ]
         for r in rules
     ]
     text = render_table(["Name", "Comment", "Triage Rule", "Score", "Reason"], rows)
@@ -577,7 +583,9 @@ def threat_triage_remove(config: Any, rules: Any) -> str:
     names = set() if rules is None else {str(r) for r in A.sequence(2, rules)}
     triage = _triage(target)
     triage["riskLevelRules"] = [
-        r for r in triage["riskLevelRules"] if r.get("rule") not in names and (r.get("name") is None or r.get("name") not in names)
+        r
+        for r in triage["riskLevelRules"]
+        if r.get("rule") not in names and (r.get("name") is None or r.get("name") not in names)
     ]
     return _to_json(target)
 

@@ -128,7 +128,9 @@ def _count(target: dict[Any, int], index: int, item: Any, by: int = 1) -> None:
     try:
         target[item] = target.get(item, 0) + by
     except TypeError:
-        raise argument_error(index, item, "cannot be a multiset item (only strings, numbers and booleans can)") from None
+        raise argument_error(
+            index, item, "cannot be a multiset item (only strings, numbers and booleans can)"
+        ) from None
 
 
 @stellar_function(

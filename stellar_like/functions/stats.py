@@ -51,7 +51,20 @@ class OnlineStatistics(Sketch):
 
     TAG = "stats.online"
 
-    __slots__ = ("n", "total", "sum_squares", "sum_logs", "minimum", "maximum", "m1", "m2", "m3", "m4", "_digest", "_pending")
+    __slots__ = (
+        "n",
+        "total",
+        "sum_squares",
+        "sum_logs",
+        "minimum",
+        "maximum",
+        "m1",
+        "m2",
+        "m3",
+        "m4",
+        "_digest",
+        "_pending",
+    )
 
     def __init__(self) -> None:
         self.n = 0
@@ -173,7 +186,10 @@ class OnlineStatistics(Sketch):
             combined.m1 = (a.n * a.m1 + b.n * b.m1) / n
             combined.m2 = a.m2 + b.m2 + d2 * a.n * b.n / n
             combined.m3 = (
-                a.m3 + b.m3 + delta * d2 * a.n * b.n * (a.n - b.n) / (n * n) + 3.0 * delta * (a.n * b.m2 - b.n * a.m2) / n
+                a.m3
+                + b.m3
+                + delta * d2 * a.n * b.n * (a.n - b.n) / (n * n)
+                + 3.0 * delta * (a.n * b.m2 - b.n * a.m2) / n
             )
             combined.m4 = (
                 a.m4

@@ -300,7 +300,11 @@ def _pad(value: Any, fill: Any, size: Any, left: bool) -> str | None:
 @stellar_function(
     "FILL_LEFT",
     description="Pads a string on the left with a fill string up to a given length.",
-    params=["input - The string", "fill - The fill character (the first character of a longer string)", "len - The required length"],
+    params=[
+        "input - The string",
+        "fill - The fill character (the first character of a longer string)",
+        "len - The required length",
+    ],
     returns="The padded string (unchanged if already long enough), or null for null input",
 )
 def fill_left(value: Any, fill: Any, size: Any) -> str | None:
@@ -310,7 +314,11 @@ def fill_left(value: Any, fill: Any, size: Any) -> str | None:
 @stellar_function(
     "FILL_RIGHT",
     description="Pads a string on the right with a fill string up to a given length.",
-    params=["input - The string", "fill - The fill character (the first character of a longer string)", "len - The required length"],
+    params=[
+        "input - The string",
+        "fill - The fill character (the first character of a longer string)",
+        "len - The required length",
+    ],
     returns="The padded string (unchanged if already long enough), or null for null input",
 )
 def fill_right(value: Any, fill: Any, size: Any) -> str | None:

@@ -53,7 +53,9 @@ EXTRACTOR = {
 
 def test_enrichment_get_and_exists(tmp_path: Path) -> None:
     store = SqliteEnrichmentStore(tmp_path / "enrichment.db")
-    store.put_many("enrichment", "t", [("malicious_ip", "123.45.123.12", {"ip": "123.45.123.12", "source": "the grapevine"})])
+    store.put_many(
+        "enrichment", "t", [("malicious_ip", "123.45.123.12", {"ip": "123.45.123.12", "source": "the grapevine"})]
+    )
     context = Context(enrichment_store=store)
     assert run("ENRICHMENT_EXISTS('malicious_ip', ip, 'enrichment', 't')", context, ip="123.45.123.12") is True
     assert run("ENRICHMENT_EXISTS('malicious_ip', '1.1.1.1', 'enrichment', 't')", context) is False
@@ -71,7 +73,9 @@ def test_enrichment_get_and_exists(tmp_path: Path) -> None:
 
 def test_extract_applies_metrons_transforms_and_filters() -> None:
     config = read_extractor_config(EXTRACTOR)
-    rows, problems = extract(config, "top.csv", ["1,google.com\n", "# a comment\n", "\n", "2,yahoo.com\n", "3,com\n", "4\n"])
+    rows, problems = extract(
+        config, "top.csv", ["1,google.com\n", "# a comment\n", "\n", "2,yahoo.com\n", "3,com\n", "4\n"]
+    )
     assert [(r.indicator, r.value) for r in rows] == [
         ("google", {"rank": "1", "domain": "google"}),
         ("yahoo", {"rank": "2", "domain": "yahoo"}),
@@ -85,7 +89,9 @@ def test_extractor_config_errors() -> None:
     with pytest.raises(Exception, match="only the CSV extractor"):
         read_extractor_config({"config": {}, "extractor": "STIX"})
     with pytest.raises(Exception, match="is not valid Stellar"):
-        read_extractor_config({"config": {"columns": ["a"], "indicator_column": "a", "type": "t", "value_filter": "a >"}})
+        read_extractor_config(
+            {"config": {"columns": ["a"], "indicator_column": "a", "type": "t", "value_filter": "a >"}}
+        )
 
 
 def loader(*args: str) -> subprocess.CompletedProcess[str]:
@@ -113,7 +119,18 @@ def test_loader_writes_nothing_when_a_line_is_bad(tmp_path: Path) -> None:
     config = tmp_path / "extractor.json"
     config.write_text(json.dumps(EXTRACTOR))
     db = tmp_path / "enrichment.db"
-    done = loader("--input", str(tmp_path / "in"), "--table", "enrichment", "--column-family", "t", "-e", str(config), "--store", str(db))
+    done = loader(
+        "--input",
+        str(tmp_path / "in"),
+        "--table",
+        "enrichment",
+        "--column-family",
+        "t",
+        "-e",
+        str(config),
+        "--store",
+        str(db),
+    )
     assert done.returncode == 2
     assert f"{tmp_path / 'in' / 'b.csv'}:2: has 1 columns" in done.stderr
     assert "nothing was loaded" in done.stderr

@@ -31,7 +31,9 @@ def databases(tmp_path: Path) -> Iterator[dict[str, Path]]:
     city_path = tmp_path / "GeoLite2-City.mmdb"
     city.to_db_file(str(city_path))
     asn = MMDBWriter(ip_version=4, database_type="GeoLite2-ASN")
-    asn.insert_network(IPSet(["8.8.4.0/24"]), {"autonomous_system_number": 15169, "autonomous_system_organization": "Google LLC"})
+    asn.insert_network(
+        IPSet(["8.8.4.0/24"]), {"autonomous_system_number": 15169, "autonomous_system_organization": "Google LLC"}
+    )
     asn_path = tmp_path / "GeoLite2-ASN.mmdb"
     asn.to_db_file(str(asn_path))
     clear_database_cache()

@@ -125,7 +125,9 @@ def test_tlsh_bins_and_distance() -> None:
     near = run("TLSH_DIST(h1, h2)", h1=TLSH_DIGEST, h2=other)
     assert near == run("TLSH_DIST(h2, h1)", h1=TLSH_DIGEST, h2=other)
     assert 0 < near < 100
-    far = run("TLSH_DIST(h1, HASH(x, 'tlsh'))", h1=TLSH_DIGEST, x="".join(chr(33 + (i * 7919) % 90) for i in range(600)))
+    far = run(
+        "TLSH_DIST(h1, HASH(x, 'tlsh'))", h1=TLSH_DIGEST, x="".join(chr(33 + (i * 7919) % 90) for i in range(600))
+    )
     assert far > near
     assert run("TLSH_DIST(h1, h2, true)", h1=TLSH_DIGEST, h2=other) >= near
     assert run("TLSH_DIST(null, h)", h=TLSH_DIGEST) == -1
@@ -213,7 +215,9 @@ def test_config_print_remove_and_init_from_config() -> None:
 
 def test_triage_errors_are_clear() -> None:
     engine = run("THREAT_TRIAGE_INIT()")
-    with pytest.raises(StellarEvaluationError, match="THREAT_TRIAGE_ADD: argument 2 .*'rule' that is not valid Stellar"):
+    with pytest.raises(
+        StellarEvaluationError, match="THREAT_TRIAGE_ADD: argument 2 .*'rule' that is not valid Stellar"
+    ):
         run("THREAT_TRIAGE_ADD(t, {'rule': 'value >', 'score': 1})", t=engine)
     with pytest.raises(StellarEvaluationError, match="THREAT_TRIAGE_SET_AGGREGATOR: argument 2 'MEDIAN'"):
         run("THREAT_TRIAGE_SET_AGGREGATOR(t, 'MEDIAN')", t=engine)
@@ -225,4 +229,11 @@ def test_triage_errors_are_clear() -> None:
     with pytest.raises(StellarEvaluationError, match="triage rule 'bad' scored 'high', which is not a number"):
         run("THREAT_TRIAGE_SCORE('{}', t)", t=engine)
     # a definition without both 'rule' and 'score' is skipped, as Metron does
-    assert len(json.loads(run("THREAT_TRIAGE_ADD(THREAT_TRIAGE_INIT(), {'rule': 'true'})"))["threatIntel"]["triageConfig"]["riskLevelRules"]) == 0
+    assert (
+        len(
+            json.loads(run("THREAT_TRIAGE_ADD(THREAT_TRIAGE_INIT(), {'rule': 'true'})"))["threatIntel"]["triageConfig"][
+                "riskLevelRules"
+            ]
+        )
+        == 0
+    )

@@ -78,7 +78,9 @@ def test_bloom_filter_membership() -> None:
 
 
 def test_bloom_false_positive_rate_is_near_the_asked_rate() -> None:
-    bloom = run("REDUCE(items, (b, x) -> BLOOM_ADD(b, x), BLOOM_INIT(1000, 0.01))", items=[f"in-{i}" for i in range(1000)])
+    bloom = run(
+        "REDUCE(items, (b, x) -> BLOOM_ADD(b, x), BLOOM_INIT(1000, 0.01))", items=[f"in-{i}" for i in range(1000)]
+    )
     assert all(run("BLOOM_EXISTS(b, x)", b=bloom, x=f"in-{i}") for i in range(1000))
     false_positives = sum(bool(run("BLOOM_EXISTS(b, x)", b=bloom, x=f"out-{i}")) for i in range(5000))
     assert false_positives / 5000 < 0.03

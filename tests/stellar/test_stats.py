@@ -97,9 +97,22 @@ def test_small_samples_have_no_skewness_or_kurtosis() -> None:
 
 def test_merge_equals_adding_everything_to_one() -> None:
     parts = [VALUES[:100], VALUES[100:350], VALUES[350:]]
-    merged = run("STATS_MERGE([STATS_ADD(null, a), null, STATS_ADD(null, b), STATS_ADD(null, c)])", a=parts[0], b=parts[1], c=parts[2])
+    merged = run(
+        "STATS_MERGE([STATS_ADD(null, a), null, STATS_ADD(null, b), STATS_ADD(null, c)])",
+        a=parts[0],
+        b=parts[1],
+        c=parts[2],
+    )
     whole = run("STATS_ADD(null, v)", v=VALUES)
-    for name in ("STATS_COUNT", "STATS_MEAN", "STATS_VARIANCE", "STATS_SKEWNESS", "STATS_KURTOSIS", "STATS_MIN", "STATS_MAX"):
+    for name in (
+        "STATS_COUNT",
+        "STATS_MEAN",
+        "STATS_VARIANCE",
+        "STATS_SKEWNESS",
+        "STATS_KURTOSIS",
+        "STATS_MIN",
+        "STATS_MAX",
+    ):
         assert run(f"{name}(m)", m=merged) == pytest.approx(run(f"{name}(w)", w=whole), rel=1e-9)
     assert run("STATS_PERCENTILE(m, 50)", m=merged) == pytest.approx(statistics.median(VALUES), abs=0.25)
     assert run("STATS_MERGE([])") is None
