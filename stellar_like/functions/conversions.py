@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from stellar_like.errors import StellarEvaluationError, argument_error
+from stellar_like.errors import argument_error
 from stellar_like.functions import args as A
 from stellar_like.functions.registry import stellar_function
 from stellar_like.semantics import java_str
@@ -163,26 +163,24 @@ def to_boolean(value: Any) -> bool | None:
     raise argument_error(1, value, "is not a boolean")
 
 
+_LONG_TEXT = re.compile(r"-?(?:[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+)\Z")
+
+
 @stellar_function(
     "IS_INTEGER",
-    description="Determines whether a value is, or can be read as, an integer.",
+    description="Determines whether a value, read as text, is a (64-bit) integer, as Metron's validator reads "
+    "it: digits with an optional minus sign and optional thousands separators ('1,000').",
     params=["x - The value to test"],
-    returns="True for integers, whole doubles and integer strings; false otherwise",
+    returns="True for integers and integer strings; false otherwise (a double such as 1.0 is not an integer)",
 )
 def is_integer(value: Any) -> bool:
-    if value is None or isinstance(value, bool):
-        return False
+    if value is None or isinstance(value, (bool, float)):
+        return False  # a double's text (1.0) is not an integer
     if isinstance(value, int):
-        return True
-    if isinstance(value, float):
-        return value.is_integer()
-    if isinstance(value, str):
-        try:
-            A.integer(1, value)
-        except StellarEvaluationError:
-            return False
-        return True
-    return False
+        return _INT64[0] <= value <= _INT64[1]
+    if not isinstance(value, str) or not _LONG_TEXT.match(value):
+        return False
+    return _INT64[0] <= int(value.replace(",", "")) <= _INT64[1]
 
 
 def _json(value: Any) -> Any:
