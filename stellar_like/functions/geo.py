@@ -194,6 +194,8 @@ def _point(index: int, value: Any) -> tuple[float, float] | None:
     if value is None:
         return None
     text = A.string(index, value)
+    if text == "":
+        return 0.0, 0.0  # the empty geohash is the whole world, centred on (0, 0), as in Metron
     try:
         decoded = pygeohash.decode(text)
     except ValueError:

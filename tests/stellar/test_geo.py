@@ -160,3 +160,31 @@ def test_geohash_max_dist_and_centroid() -> None:
     assert weighted["latitude"] == pytest.approx(NYC[0], abs=0.1)
     assert len(run("GEOHASH_CENTROID(h, 4)", h=hashes)) == 4
     assert run("GEOHASH_CENTROID([])") is None
+
+
+EMPIRE_STATE = (40.748570, -73.985752)
+MOSCONE_CENTER = (37.782891, -122.404166)
+JUTLAND = (57.64911, 10.40740)
+
+
+def test_known_places() -> None:
+    hashes = {
+        name: run("GEOHASH_FROM_LATLONG(a, b)", a=a, b=b)
+        for name, (a, b) in {"empire": EMPIRE_STATE, "moscone": MOSCONE_CENTER, "jutland": JUTLAND}.items()
+    }
+    assert hashes["jutland"] == "u4pruydqmvpb"
+    assert run("GEOHASH_FROM_LATLONG(a, b, 10)", a=JUTLAND[0], b=JUTLAND[1]) == "u4pruydqmv"
+    assert run("GEOHASH_FROM_LOC({'latitude': '57.64911', 'longitude': '10.4074'}, 6)") == "u4pruy"
+    # New York to San Francisco is about 4128 km by every strategy
+    for strategy in ("HAVERSINE", "LAW_OF_COSINES", "VICENTY"):
+        assert run("GEOHASH_DIST(a, b, s)", a=hashes["empire"], b=hashes["moscone"], s=strategy) == pytest.approx(
+            4128, abs=1
+        )
+    assert run("GEOHASH_MAX_DIST([a, b, c, null])", a=hashes["jutland"], b=hashes["moscone"], c=hashes["empire"]) == (
+        pytest.approx(8528, abs=1)
+    )
+    midpoint = run("GEOHASH_TO_LATLONG(GEOHASH_CENTROID([a, b]))", a=hashes["empire"], b=hashes["moscone"])
+    assert midpoint["latitude"] == pytest.approx(41.86921, abs=1e-3)
+    assert midpoint["longitude"] == pytest.approx(-98.740087, abs=1e-3)
+    assert run("GEOHASH_TO_LATLONG('')") == {"latitude": 0.0, "longitude": 0.0}
+    assert run("GEOHASH_TO_LATLONG(GEOHASH_CENTROID([]))") is None
