@@ -212,3 +212,13 @@ def test_statistics_of_one_to_ten() -> None:
     assert run("STATS_SKEWNESS(s)", s=s) == pytest.approx(0.0, abs=1e-12)
     assert run("STATS_KURTOSIS(s)", s=s) == pytest.approx(-1.2)
     assert run("STATS_PERCENTILE(s, 50)", s=s) == pytest.approx(5.5)
+
+
+def test_errors_carry_the_position_of_the_call() -> None:
+    from stellar_like import Position
+
+    with pytest.raises(StellarEvaluationError) as info:
+        run("STATS_MEAN(\n  STATS_ADD(null, 'x'))")
+    assert info.value.function == "STATS_ADD" and info.value.argument == 2
+    assert info.value.position == Position(2, 3, 14)
+    assert "(at line 2, column 3)" in str(info.value)
