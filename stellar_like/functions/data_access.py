@@ -345,8 +345,15 @@ def _request(
             return config.get("empty.content.override")
         return orjson.loads(text)
     except (httpx.HTTPError, orjson.JSONDecodeError, FileStoreError, OSError, ValueError) as exc:
-        log.warning("Stellar REST %s %s failed: %s", method, httpx.URL(url).copy_with(query=None), exc)
+        log.warning("Stellar REST %s %s failed: %s", method, _safe_url(url), exc)
         return config.get("error.value.override")
+
+
+def _safe_url(url: str) -> str:
+    """The URL for logs: no credentials, no query string."""
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}{parts.path}"
 
 
 def _url(value: Any) -> str:

@@ -309,3 +309,11 @@ def test_system_env_and_properties(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run("SYSTEM_PROPERTY_GET('file.separator')") == os.sep
     assert run("SYSTEM_PROPERTY_GET('no.such.property')") is None
     assert run("SYSTEM_PROPERTY_GET('app.name')", Context(system_properties={"app.name": "maas"})) == "maas"
+
+
+def test_rest_failures_are_logged_without_credentials_or_query(rest_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    url = rest_url.replace("http://", "http://user:hunter2@") + "/missing?token=s3cret"
+    with caplog.at_level("WARNING", logger="stellar_like.functions.data_access"):
+        assert run("REST_GET(u)", u=url) is None
+    assert "/missing" in caplog.text
+    assert "hunter2" not in caplog.text and "s3cret" not in caplog.text
