@@ -29,10 +29,9 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cachetools
-import httpx
 import orjson
 
 from stellar_like.context import Context
@@ -44,6 +43,9 @@ from stellar_like.semantics import java_str
 from stellar_like.serialization import SketchError, deserialize
 from stellar_like.stores import FileStore, FileStoreError, LocalFileStore
 from stellar_like.tables import render_table
+
+if TYPE_CHECKING:  # httpx is imported on first use: most expressions never call REST_*
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +242,7 @@ REST_DEFAULTS: dict[str, Any] = {
     "error.value.override": None,
 }
 
-_clients: dict[tuple[str | None, int | None, int | None], httpx.Client] = {}
+_clients: dict[tuple[str | None, int | None, int | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
@@ -257,6 +259,8 @@ def _rest_config(context: Context | None, method_key: str, overrides: Any, index
 
 
 def _client(context: Context | None, config: Mapping[str, Any]) -> httpx.Client:
+    import httpx
+
     given = _ctx(context).service("http_client")
     proxy = None
     if config.get("proxy.host") and config.get("proxy.port"):
@@ -279,6 +283,8 @@ def _client(context: Context | None, config: Mapping[str, Any]) -> httpx.Client:
 
 def _timeout(config: Mapping[str, Any]) -> httpx.Timeout:
     """Metron's ``timeout`` bounds the whole request; the phase timeouts may only shorten it."""
+    import httpx
+
     total = float(config.get("timeout", 1000)) / 1000.0
 
     def phase(key: str) -> float:
@@ -318,6 +324,8 @@ def _query(index: int, value: Any) -> dict[str, str]:
 def _request(
     context: Context | None, method: str, url: str, config: Mapping[str, Any], params: dict[str, str], body: str | None
 ) -> Any:
+    import httpx
+
     allowed = {int(code) for code in config.get("response.codes.allowed", [200])}
     started = time.monotonic()
     try:
@@ -351,12 +359,16 @@ def _request(
 
 def _safe_url(url: str) -> str:
     """The URL for logs: no credentials, no query string."""
+    import httpx
+
     parts = httpx.URL(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.host}{port}{parts.path}"
 
 
 def _url(value: Any) -> str:
+    import httpx
+
     text = A.string(1, value)
     try:
         url = httpx.URL(text)

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import maxminddb
 import pygeohash
 
 from stellar_like.context import Context
@@ -58,6 +57,8 @@ def _open_reader(context: Context | None, service: str, config_key: str) -> Any:
             f"or set '{config_key}' in its global_config"
         )
     key = (source, str(path))
+    import maxminddb  # imported on first use: most expressions never look up an address
+
     with _readers_lock:
         reader = _readers.get(key)
         if reader is None:
@@ -93,6 +94,8 @@ def _eligible(ip: str) -> bool:
 
 
 def _lookup(reader: Any, ip: str) -> dict[str, Any] | None:
+    import maxminddb
+
     try:
         record = reader.get(ip.strip())
     except (ValueError, maxminddb.InvalidDatabaseError):

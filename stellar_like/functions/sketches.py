@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Any
 
 import orjson
-from datasketch import HyperLogLogPlusPlus
 from rbloom import Bloom
 
 from stellar_like.errors import argument_error
@@ -36,6 +35,13 @@ def item_bytes(value: Any) -> bytes:
         return b"\x00json:" + orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     except TypeError:
         return b"\x00repr:" + repr(value).encode("utf-8")
+
+
+def _hyperloglog() -> Any:
+    """datasketch's HyperLogLog++ class, imported on first use (the package takes seconds to import)."""
+    from datasketch import HyperLogLogPlusPlus
+
+    return HyperLogLogPlusPlus
 
 
 def _bloom_hash(value: Any) -> int:
@@ -178,10 +184,10 @@ class HyperLogLogPlus(Sketch):
 
     __slots__ = ("p", "sp", "hll")
 
-    def __init__(self, p: int = 14, sp: int = 25, hll: HyperLogLogPlusPlus | None = None) -> None:
+    def __init__(self, p: int = 14, sp: int = 25, hll: Any = None) -> None:
         self.p = p
         self.sp = sp
-        self.hll = hll if hll is not None else HyperLogLogPlusPlus(p=p)
+        self.hll = hll if hll is not None else _hyperloglog()(p=p)
 
     def add(self, item: Any) -> None:
         self.hll.update(item_bytes(item))
@@ -204,7 +210,7 @@ class HyperLogLogPlus(Sketch):
 
     @classmethod
     def from_payload(cls, data: bytes) -> HyperLogLogPlus:
-        hll = HyperLogLogPlusPlus.deserialize(bytearray(data[2:]))
+        hll = _hyperloglog().deserialize(bytearray(data[2:]))
         return cls(data[0], data[1], hll)
 
     def __eq__(self, other: object) -> bool:
