@@ -18,6 +18,6 @@ print("datasketch" in sys.modules)
 
 def test_heavy_libraries_load_on_first_use() -> None:
     out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True)
-    before, after = out.stdout.split()
+    before, after = out.stdout.splitlines()
     assert before == ""
     assert after == "True"
