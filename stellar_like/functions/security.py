@@ -4,8 +4,9 @@ DOMAIN_TYPOSQUAT generates the candidates of Metron's eleven strategies (additio
 homoglyph, hyphenation, insertion, omission, repetition, replacement, subdomain, transposition,
 vowel swap), which follow dnstwist's fuzzers. The keyboard-neighbour and look-alike character
 tables come from the ``dnstwist`` package itself; the strategies are applied here as Metron
-applies them, to the bare domain (no TLD), so the candidate sets match Metron's strategy by
-strategy (the homoglyph tables are dnstwist's current ones, which are larger than Metron's).
+applies them, to the bare domain (no TLD), so ten of the strategies give Metron's candidates; the
+homoglyph strategy uses dnstwist's current look-alike tables (plus the few two-letter look-alikes
+Metron also tries), so its candidates are most of Metron's and more.
 
 THREAT_TRIAGE_* build and run a triage engine: rules are Stellar conditions with a score (a
 number or an expression) and an optional reason; scoring a message evaluates every rule against
@@ -46,7 +47,13 @@ def _tables() -> tuple[list[dict[str, str]], dict[str, list[str]]]:
     for key, value in Fuzzer.latin_to_cyrillic.items():
         if value not in glyphs.setdefault(key, []):
             glyphs[key].append(value)
+    for key, values in _ASCII_LOOKALIKES.items():
+        glyphs.setdefault(key, []).extend(v for v in values if v not in glyphs[key])
     return keyboards, glyphs
+
+
+# Letter pairs that read as one letter, which Metron's homoglyph strategy also tries.
+_ASCII_LOOKALIKES = {"b": ("ib",), "d": ("di",), "h": ("ih",), "k": ("ik", "lk"), "m": ("rr",)}
 
 
 def _addition(d: str) -> set[str]:
