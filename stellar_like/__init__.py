@@ -18,6 +18,9 @@ Public API:
   :func:`get_default_context`, and the :class:`ModelGateway` protocol.
 - The function registry: :func:`list_functions`, :func:`get_function`, :func:`describe_function`,
   the :func:`stellar_function` decorator and :data:`DEFAULT_REGISTRY`.
+- Services the data functions find in the context: :mod:`stellar_like.enrichment_store`
+  (ENRICHMENT_GET), :mod:`stellar_like.stores` (HDFS_*, OBJECT_GET); sketches (STATS_INIT,
+  BLOOM_INIT...) serialise with :mod:`stellar_like.serialization`. docs/stellar.md has the details.
 """
 
 from __future__ import annotations
