@@ -1,7 +1,9 @@
 """``maas_service``: start a controller (DESIGN.md §8).
 
-The controller publishes the cluster config to the config znode (Metron's defaults, overridden
-by ``--store-uri``), then waits for leadership and runs the reconcile loop until SIGTERM/SIGINT.
+The controller makes sure the config znodes exist (Metron's keys in the config znode, ours in
+``<config znode>.ext``; see :mod:`maas.config`), writing ``--store-uri``/``--launcher`` into them
+only when a znode is absent or with ``--write-config``, then waits for leadership and runs the
+reconcile loop until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -19,15 +21,19 @@ from maas.controller.service import Controller
 from maas.errors import MaasError
 from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
-from maas.zk import connect, publish_config, read_config
+from maas.zk import connect, ensure_config
 
 log = logging.getLogger("maas.service")
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MAAS"})
 @click.option("-zq", "--zk_quorum", "zk_quorum", required=True, help="ZooKeeper quorum host:port[,…][/chroot]")
-@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True, help="Config znode")
-@click.option("--store-uri", help="Model store URI written to the config znode (e.g. file:///var/lib/maas/store)")
+@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True,
+              envvar="MAAS_ZK_ROOT", help="Config znode (our settings are in the sibling <znode>.ext)")
+@click.option("--store-uri", help="Model store URI for the config (e.g. file:///var/lib/maas/store); written when "
+                                  "the config is absent or with --write-config, else it must agree with it")
+@click.option("--write-config", is_flag=True,
+              help="Replace the config znodes' content with the defaults, their current content and the flags")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("/var/lib/maas/work"), show_default=True,
               help="Where local instances keep their files")
 @click.option("--advertise-host", default="127.0.0.1", show_default=True, help="Address registered for local endpoints")
@@ -43,7 +49,7 @@ log = logging.getLogger("maas.service")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True,
               help="ZooKeeper session timeout of the runners (and so how fast a dead runner's registration goes)")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]),
-              help="Launcher written to the config znode (default: keep the znode's, else local)")
+              help="Launcher for the config (default: the config's, else local); written like --store-uri")
 @click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
 @click.option("--k8s-image", default="maas-runner:latest", show_default=True, help="Runner image of instance pods")
 @click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig file (default: in-cluster config)")
@@ -55,6 +61,7 @@ def main(
     zk_quorum: str,
     config_path: str,
     store_uri: str | None,
+    write_config: bool,
     work_dir: Path,
     advertise_host: str,
     reconcile_interval: float,
@@ -98,18 +105,18 @@ def main(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
-        run(settings, store_uri, launcher)
+        run(settings, store_uri, launcher, write_config=write_config)
     except MaasError as exc:
         click.echo(f"maas_service: {exc}", err=True)
         sys.exit(exc.exit_code)
 
 
-def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None) -> None:
+def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None,
+        *, write_config: bool = False) -> None:
     client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout)
     try:
-        config = read_config(client, settings.config_path)
-        config = config.with_overrides(store_uri=store_uri, launcher=launcher_kind)
-        publish_config(client, config, settings.config_path)
+        config = ensure_config(client, settings.config_path,
+                               overrides={"store_uri": store_uri, "launcher": launcher_kind}, write=write_config)
         launcher = make_launcher(config, settings)
         controller = Controller(client, config, launcher, settings)
         done = threading.Event()

@@ -30,7 +30,7 @@ from maas.model_status import ModelStatus
 from maas.request import RequestState, RequestStatus
 from maas.settings import ServiceSettings
 from maas.retry import Backoff
-from maas.zk import ZK_ERRORS, Layout, describe
+from maas.zk import ZK_ERRORS, ConfigWatch, Layout, describe
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +83,15 @@ class Controller:
         self._resync_pending = False
         self._published: dict[ModelKey, ModelStatus] = {}
         self.leading = threading.Event()
+        self._config_watch = ConfigWatch(client, settings.config_path, self.apply_config)
         client.add_listener(self._on_zk_state)
 
     # -- lifecycle --------------------------------------------------------------------------
     def run(self) -> None:
+        try:
+            self._config_watch.start()
+        except ZK_ERRORS as exc:
+            log.warning("cannot watch the config znodes (%s); changes need a restart", describe(exc))
         election = self.client.Election(f"{self.layout.state_root}/leader", self.identifier)
         self._election = election
         log.info("controller %s waiting for leadership", self.identifier)
@@ -113,6 +118,24 @@ class Controller:
         if election is not None:
             election.cancel()
         self.prober.stop()
+
+    def apply_config(self, config: MaasConfig) -> None:
+        """Take a changed configuration: the store and payload limit apply from the next request
+        on; where things live and which launcher runs them are fixed for this process's life."""
+        fixed = {"queue_path": "queue", "service_root": "serviceRoot", "state_root": "stateRoot", "launcher": "launcher"}
+        ignored = [f"{alias} ({getattr(self.config, name)!r} → {getattr(config, name)!r})"
+                   for name, alias in fixed.items() if getattr(config, name) != getattr(self.config, name)]
+        if ignored:
+            log.error("the config changed %s: restart maas_service to apply it; keeping the current value",
+                      ", ".join(ignored))
+            config = config.with_overrides(queue_config=self.config.queue_config, service_root=self.config.service_root,
+                                           state_root=self.config.state_root, launcher=self.config.launcher)
+        if config == self.config:
+            return
+        log.info("configuration changed: %s", config.to_json().decode())
+        self.config = config
+        self.intake.default_store = config.store_uri
+        self.wake()
 
     def _on_zk_state(self, state: KazooState) -> None:
         # kazoo's documented split: SUSPENDED may come back with the same session (pause, keep

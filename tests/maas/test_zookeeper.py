@@ -13,12 +13,12 @@ from maas.config import MaasConfig
 from maas.controller.desired import ModelKey, read_desired
 from maas.controller.intake import Intake
 from maas.discovery import DiscoveryClient, version_key
-from maas.errors import PayloadError
+from maas.errors import ConfigError, PayloadError
 from maas.registration import Endpoint
 from maas.request import RequestState, RequestStatus
 from maas.retry import wait_until
 from maas.testing import expire_session
-from maas.zk import Layout, publish_config, read_config
+from maas.zk import ConfigWatch, Layout, ensure_config, publish_config, read_config
 
 pytestmark = pytest.mark.zk
 
@@ -47,8 +47,48 @@ def test_config_znode_round_trip(zk: KazooClient) -> None:
     assert read_config(zk).service_root == "/maas/service"  # absent: defaults
     publish_config(zk, MaasConfig().with_overrides(store_uri="file:///data/store"))
     raw = json.loads(zk.get("/metron/maas/config")[0])
-    assert raw["queueConfig"]["zk_path"] == "/maas/queue" and raw["storeUri"] == "file:///data/store"
+    assert raw == {"queue": "ZOOKEEPER", "queueConfig": {"zk_path": "/maas/queue"}, "serviceRoot": "/maas/service"}
+    assert json.loads(zk.get("/metron/maas/config.ext")[0])["storeUri"] == "file:///data/store"
     assert read_config(zk).store_uri == "file:///data/store"
+
+
+def test_ensure_config_creates_what_is_absent_and_refuses_a_disagreeing_flag(zk: KazooClient) -> None:
+    cfg = ensure_config(zk, overrides={"store_uri": "file:///a"})
+    assert cfg.store_uri == "file:///a"
+    assert set(json.loads(zk.get("/metron/maas/config")[0])) == {"queue", "queueConfig", "serviceRoot"}
+    assert ensure_config(zk, overrides={"store_uri": "file:///a"}).store_uri == "file:///a"  # agrees: fine
+    assert ensure_config(zk).store_uri == "file:///a"  # no flag: the znode's
+    with pytest.raises(ConfigError, match=r"storeUri: 'file:///a' → 'file:///b'.*--write-config"):
+        ensure_config(zk, overrides={"store_uri": "file:///b"})
+    assert read_config(zk).store_uri == "file:///a"  # nothing written
+    assert ensure_config(zk, overrides={"store_uri": "file:///b"}, write=True).store_uri == "file:///b"
+    assert read_config(zk).store_uri == "file:///b"
+
+
+def test_ensure_config_moves_our_keys_out_of_an_old_style_config_znode(zk: KazooClient) -> None:
+    zk.create("/metron/maas/config", json.dumps({
+        "queue": "ZOOKEEPER", "queueConfig": {"zk_path": "/q"}, "serviceRoot": "/svc",
+        "stateRoot": "/st", "storeUri": "file:///old", "launcher": "local", "maxPayloadMB": 10}).encode(), makepath=True)
+    assert read_config(zk).store_uri == "file:///old"  # old znodes are still read
+    cfg = ensure_config(zk)
+    assert (cfg.queue_path, cfg.service_root, cfg.state_root, cfg.store_uri, cfg.max_payload_mb) == (
+        "/q", "/svc", "/st", "file:///old", 10)
+    assert json.loads(zk.get("/metron/maas/config")[0]) == {
+        "queue": "ZOOKEEPER", "queueConfig": {"zk_path": "/q"}, "serviceRoot": "/svc"}
+    assert read_config(zk) == cfg
+
+
+def test_config_watch_reports_changes_of_either_znode(zk: KazooClient, zk_factory: Callable[..., KazooClient]) -> None:
+    ensure_config(zk, overrides={"store_uri": "file:///a"})
+    seen: list[MaasConfig] = []
+    ConfigWatch(zk_factory(), "/metron/maas/config", seen.append).start()
+    zk.set("/metron/maas/config.ext", b'{"storeUri": "file:///b"}')
+    wait_until(lambda: seen and seen[-1].store_uri == "file:///b", timeout=10, what="the ext change")
+    zk.set("/metron/maas/config.ext", b'{"storeUri": "ftp://bad"}')  # invalid: logged, skipped
+    zk.set("/metron/maas/config.ext", b'{"storeUri": "file:///c"}')
+    zk.set("/metron/maas/config", b'{"serviceRoot": "/elsewhere"}')
+    wait_until(lambda: seen[-1].service_root == "/elsewhere", timeout=10, what="the config change")
+    assert all(c.store_uri != "ftp://bad" for c in seen)
 
 
 def _intake(zk: KazooClient, bad_paths: set[str] = frozenset()) -> Intake:  # type: ignore[assignment]
