@@ -12,13 +12,14 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, replace
+from typing import Collection
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 
 from maas.clock import SYSTEM_CLOCK, Clock
 from maas.config import MaasConfig
-from maas.controller.desired import DesiredModel, ModelKey, read_desired
+from maas.controller.desired import DesiredModel, ModelKey, Unreadable, read_desired_state
 from maas.controller.executor import Executor
 from maas.controller.intake import Intake
 from maas.controller.plan import plan
@@ -82,6 +83,7 @@ class Controller:
         self._pending: dict[str, _Pending] = {}
         self._resync_pending = False
         self._published: dict[ModelKey, ModelStatus] = {}
+        self._quarantined: dict[ModelKey, str] = {}
         self.leading = threading.Event()
         self._config_watch = ConfigWatch(client, settings.config_path, self.apply_config)
         client.add_listener(self._on_zk_state)
@@ -203,16 +205,28 @@ class Controller:
         self.wake()  # more to do: come back right after reconciling
 
     def _reconcile(self) -> None:
-        desired = {k: m for k, (m, _) in read_desired(self.client, self.layout).items()}
+        state = read_desired_state(self.client, self.layout)
+        desired = {k: m for k, (m, _) in state.models.items()}
+        self._report_quarantine(state.unreadable)
         instances = self._observe()
         self.executor.observe(instances)
         actions = plan(desired, instances, self.executor.health, self.clock.monotonic(),
-                       max_probe_failures=self.settings.probe_failures)
+                       max_probe_failures=self.settings.probe_failures, hold=state.unreadable.keys())
         self.executor.execute(actions)
         if actions:
             instances = self._observe()
-        self._settle_requests(desired, instances)
-        self._publish_statuses(desired, instances)
+        self._settle_requests(desired, instances, held=state.unreadable.keys())
+        self._publish_statuses(desired, instances, state.unreadable)
+
+    def _report_quarantine(self, unreadable: dict[ModelKey, Unreadable]) -> None:
+        """Log each quarantined desired-state znode once (and again if its problem changes)."""
+        for key, bad in unreadable.items():
+            if self._quarantined.get(key) != bad.reason:
+                log.error("%s: quarantined; the instances of %s are left as they are until it is repaired",
+                          bad.reason, key)
+        for key in set(self._quarantined) - set(unreadable):
+            log.info("desired state of %s is readable again", key)
+        self._quarantined = {k: b.reason for k, b in unreadable.items()}
 
     def _observe(self) -> list[Instance]:
         """The launcher's instances, with the prober's health-check counts."""
@@ -224,15 +238,17 @@ class Controller:
             result.append(replace(inst, probe_failures=failures, probe_reason=reason) if failures else inst)
         return result
 
-    def _publish_statuses(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance]) -> None:
+    def _publish_statuses(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance],
+                          unreadable: dict[ModelKey, Unreadable] | None = None) -> None:
         """Write each model's status znode when it changed; drop those of models long gone."""
         now = self.clock.monotonic()
         by_key = _group(instances)
-        keys = set(desired) | set(by_key) | set(self._published)
+        unreadable = unreadable or {}
+        keys = set(desired) | set(by_key) | set(self._published) | set(unreadable)
         for key in sorted(keys):
             mine = by_key.get(key, [])
             health = self.executor.health.get(key)
-            if key not in desired and not mine:
+            if key not in desired and not mine and key not in unreadable:
                 if key in self._published:
                     self._delete_quietly(self.layout.status(*key))
                     del self._published[key]
@@ -243,7 +259,8 @@ class Controller:
                 running=sum(i.alive for i in mine),
                 ready=sum(i.state is InstanceState.RUNNING for i in mine),
                 restarts=health.restarts if health else 0,
-                last_error=health.last_error if health else None,
+                last_error=(f"{unreadable[key].reason}: quarantined, instances left as they are"
+                            if key in unreadable else health.last_error if health else None),
                 backoff_seconds=round(health.retry_at - now, 1) if health and health.retry_at > now else None,
             )
             if status.same_as(self._published.get(key)):
@@ -267,12 +284,15 @@ class Controller:
         except ZK_ERRORS as exc:
             log.warning("cannot delete %s: %s", path, exc)
 
-    def _settle_requests(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance]) -> None:
+    def _settle_requests(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance],
+                         held: Collection[ModelKey] = ()) -> None:
         """Give pending requests their terminal status when their model has settled or failed."""
         by_key = _group(instances)
         for request_id, pending in list(self._pending.items()):
             status = pending.status
             key = ModelKey(status.name or "", status.version or "")
+            if key in held:
+                continue  # its desired state is quarantined: nothing can be said yet
             health = self.executor.health.get(key)
             mine = by_key.get(key, [])
             want = desired[key].instances if key in desired else 0
