@@ -48,6 +48,8 @@ log = logging.getLogger("maas.service")
               help="Cap on the delay between restarts of a failing model")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True,
               help="ZooKeeper session timeout of the runners (and so how fast a dead runner's registration goes)")
+@click.option("--request-retention-days", type=float, default=7.0, show_default=True,
+              help="Days a request's terminal status is kept (maas_deploy --wait reads it) before it is deleted")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]),
               help="Launcher for the config (default: the config's, else local); written like --store-uri")
 @click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
@@ -72,6 +74,7 @@ def main(
     probe_failures: int,
     restart_backoff_max: float,
     session_timeout: float,
+    request_retention_days: float,
     launcher: str | None,
     k8s_namespace: str,
     k8s_image: str,
@@ -97,6 +100,7 @@ def main(
             probe_failures=probe_failures,
             restart_backoff_max=restart_backoff_max,
             zk_session_timeout=session_timeout,
+            request_retention_days=request_retention_days,
             k8s_namespace=k8s_namespace,
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,

@@ -78,6 +78,14 @@ class Layout:
         return f"{self.state_root}/requests"
 
     @property
+    def pending_index(self) -> str:
+        """Index of the non-terminal requests: ``<pending_index>/<requestId>`` (empty znodes)."""
+        return f"{self.state_root}/pending"
+
+    def pending_request(self, request_id: str) -> str:
+        return f"{self.pending_index}/{request_id}"
+
+    @property
     def statuses(self) -> str:
         """Model statuses: ``<statuses>/<name>/<version>``."""
         return f"{self.state_root}/status"
@@ -98,7 +106,7 @@ class Layout:
         return f"{self.service_root}/{name}/{instance_id}"
 
     def ensure(self, client: KazooClient) -> None:
-        for path in (self.queue, self.service_root, self.models, self.requests, self.statuses):
+        for path in (self.queue, self.service_root, self.models, self.requests, self.pending_index, self.statuses):
             client.ensure_path(path)
 
 

@@ -139,6 +139,8 @@ class Intake:
             )
         else:
             txn.create(status_path, status.to_json())
+            if not status.state.terminal:  # indexed until its terminal status is recorded
+                txn.create(self.layout.pending_request(status.request_id), b"")
         try:
             results = txn.commit()
         except ZK_ERRORS as exc:

@@ -22,6 +22,7 @@ from maas.config import MaasConfig
 from maas.controller.desired import DesiredModel, ModelKey, Unreadable, read_desired_state
 from maas.controller.executor import Executor
 from maas.controller.intake import Intake
+from maas.controller.ledger import PRUNE_BATCH, RequestLedger
 from maas.controller.plan import plan
 from maas.controller.prober import Prober
 from maas.errors import MaasError
@@ -36,6 +37,9 @@ from maas.zk import ZK_ERRORS, ConfigWatch, Layout, describe
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF = Backoff(initial=0.2, max_delay=5.0)
+
+#: Seconds between two prunings of old request statuses.
+PRUNE_INTERVAL = 600.0
 
 #: Requests applied per pass before instances are reconciled (keeps a flood from starving it).
 MAX_REQUESTS_PER_PASS = 100
@@ -74,6 +78,8 @@ class Controller:
             stable_after=settings.stable_after,
         )
         self.prober = Prober(settings.probe_interval)
+        self.ledger = RequestLedger(client, self.layout, retention_seconds=settings.request_retention_days * 86400)
+        self._next_prune = 0.0
         self.identifier = f"{socket.gethostname()}:{os.getpid()}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -179,7 +185,7 @@ class Controller:
     # -- one pass ---------------------------------------------------------------------------
     def run_pass(self) -> None:
         """Intake, reconcile, statuses. Never raises."""
-        for step in (self._drain_queue, self._reconcile):
+        for step in (self._drain_queue, self._reconcile, self._prune_requests):
             try:
                 step()
             except MaasError as exc:
@@ -311,11 +317,9 @@ class Controller:
             else:
                 continue
             try:
-                self.client.set(self.layout.request(request_id), final.to_json())
-            except NoNodeError:
-                pass
-            except ZK_ERRORS as exc:
-                log.warning("cannot record status of request %s: %s", request_id, exc)
+                self.ledger.record_terminal(final)
+            except MaasError as exc:
+                log.warning("%s", exc)
                 continue
             del self._pending[request_id]
             log.info("request %s: %s%s", request_id, final.state.value, f" ({final.reason})" if final.reason else "")
@@ -324,19 +328,19 @@ class Controller:
         """Pick up the non-terminal requests recorded in ZooKeeper that are not tracked yet
         (left by a previous leader, or applied by a transaction whose reply was lost)."""
         now = self.clock.monotonic()
-        try:
-            ids = self.client.get_children(self.layout.requests)
-        except NoNodeError:
-            return
-        for request_id in ids:
-            try:
-                data, _ = self.client.get(self.layout.request(request_id))
-                status = RequestStatus.from_json(data)
-            except (NoNodeError, ValueError):
-                continue
-            if not status.state.terminal and request_id not in self._pending:
+        for request_id, status in self.ledger.load_pending().items():
+            if request_id not in self._pending:
                 self._pending[request_id] = _Pending(status, now)
         self._resync_pending = False
+
+    def _prune_requests(self) -> None:
+        """Delete old terminal request statuses, at most every ``PRUNE_INTERVAL`` seconds."""
+        now = self.clock.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL
+        if self.ledger.prune() >= PRUNE_BATCH:
+            self._next_prune = now  # more to go: again next pass
 
     def _spec_for(self, model: DesiredModel, instance_id: str) -> InstanceSpec:
         s = self.settings
