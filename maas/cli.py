@@ -37,6 +37,8 @@ log = logging.getLogger("maas.service")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("/var/lib/maas/work"), show_default=True,
               help="Where local instances keep their files")
 @click.option("--advertise-host", default="127.0.0.1", show_default=True, help="Address registered for local endpoints")
+@click.option("--bind-host", help="Address local model services listen on, passed as MAAS_BIND_HOST (default: the "
+                                   "advertised host if it is a loopback address, else 0.0.0.0)")
 @click.option("--reconcile-interval", type=float, default=1.0, show_default=True, help="Seconds between passes")
 @click.option("--start-timeout", type=float, default=60.0, show_default=True, help="Seconds to write endpoint.dat")
 @click.option("--ready-timeout", type=float, default=30.0, show_default=True, help="Seconds for the endpoint to answer")
@@ -66,6 +68,7 @@ def main(
     write_config: bool,
     work_dir: Path,
     advertise_host: str,
+    bind_host: str | None,
     reconcile_interval: float,
     start_timeout: float,
     ready_timeout: float,
@@ -92,6 +95,7 @@ def main(
             config_path=config_path,
             work_dir=work_dir,
             advertise_host=advertise_host,
+            bind_host=bind_host,
             reconcile_interval=reconcile_interval,
             start_timeout=start_timeout,
             ready_timeout=ready_timeout,

@@ -19,6 +19,8 @@ class ServiceSettings(BaseModel):
     config_path: str = Field(DEFAULT_CONFIG_PATH, pattern=r"^/", description="Config znode")
     work_dir: Path = Field(Path("/var/lib/maas/work"), description="Where local instances keep their files")
     advertise_host: str = Field("127.0.0.1", min_length=1, description="Address registered for local endpoints")
+    bind_host: str | None = Field(None, description="Address local services listen on (MAAS_BIND_HOST); "
+                                                   "None: the advertised host if loopback, else all interfaces")
     reconcile_interval: float = Field(1.0, gt=0, le=60, description="Seconds between reconcile passes")
     start_timeout: float = Field(60.0, gt=0, description="Seconds a payload has to write endpoint.dat")
     ready_timeout: float = Field(30.0, gt=0, description="Seconds an endpoint has to answer HTTP")

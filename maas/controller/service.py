@@ -356,6 +356,7 @@ class Controller:
             zk_quorum=s.zk_quorum,
             config_path=s.config_path,
             advertise_host=s.advertise_host,
+            bind_host=s.bind_host,
             start_timeout=s.start_timeout,
             ready_timeout=s.ready_timeout,
             drain_seconds=s.drain_seconds,

@@ -110,3 +110,17 @@ def test_metron_queue_item_is_applied_in_sequence_order_among_kazoo_items(cluste
                      if s is not None and s.request_id.startswith("qn-")]
     assert len(metron_status) == 1 and metron_status[0].target == 4
     cluster.maas_deploy("-mo", "REMOVE", "-n", "dga", "-v", "1.0", "-ni", "2", "--wait")
+
+
+def test_a_non_loopback_advertised_address_serves_the_unchanged_example(cluster_factory: Callable[..., Cluster]) -> None:
+    cluster = cluster_factory("--advertise-host", "127.0.0.2")
+    example = Path(__file__).resolve().parents[2] / "examples" / "dga" / "payload"
+    out = cluster.maas_deploy("-mo", "ADD", "-n", "dga", "-v", "1.0", "-hmp", "/models/dga/1.0",
+                              "-lmp", str(example), "--wait")
+    assert "done" in out.stdout
+    (reg,) = cluster.registrations("dga").values()
+    url = reg["payload"]["endpoint"]["url"]
+    assert reg["address"] == "127.0.0.2" and url.startswith("http://127.0.0.2:")
+    answer = httpx.get(url + "/apply", params={"host": "xjwqkzvbtpqmd.com"}).json()
+    assert answer["is_malicious"] == "malicious"
+    cluster.maas_deploy("-mo", "REMOVE", "-n", "dga", "-v", "1.0", "--wait")

@@ -140,3 +140,13 @@ def test_maas_service_reads_zk_root_from_maas_zk_root(monkeypatch: pytest.Monkey
     monkeypatch.setenv("MAAS_ZK_ROOT", "/other/config")
     ctx = main.make_context("maas_service", ["-zq", "127.0.0.1:1"])
     assert ctx.params["config_path"] == "/other/config"
+
+
+@pytest.mark.parametrize("advertised, bind", [
+    ("127.0.0.1", "127.0.0.1"), ("127.0.0.2", "127.0.0.2"), ("localhost", "127.0.0.1"), ("::1", "::1"),
+    ("10.1.2.3", "0.0.0.0"), ("node7.example", "0.0.0.0"), ("fd00::5", "::"),
+])
+def test_services_listen_where_the_advertised_address_reaches_them(advertised: str, bind: str) -> None:
+    from maas.runner import bind_host_for
+
+    assert bind_host_for(advertised) == bind
