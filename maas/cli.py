@@ -52,6 +52,8 @@ log = logging.getLogger("maas.service")
               help="ZooKeeper session timeout of the runners (and so how fast a dead runner's registration goes)")
 @click.option("--request-retention-days", type=float, default=7.0, show_default=True,
               help="Days a request's terminal status is kept (maas_deploy --wait reads it) before it is deleted")
+@click.option("--keep-exited", type=click.IntRange(0, 1000), default=5, show_default=True,
+              help="Exited instances per model whose logs are kept (local: their directory; Kubernetes: their pod)")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]),
               help="Launcher for the config (default: the config's, else local); written like --store-uri")
 @click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
@@ -78,6 +80,7 @@ def main(
     restart_backoff_max: float,
     session_timeout: float,
     request_retention_days: float,
+    keep_exited: int,
     launcher: str | None,
     k8s_namespace: str,
     k8s_image: str,
@@ -105,6 +108,7 @@ def main(
             restart_backoff_max=restart_backoff_max,
             zk_session_timeout=session_timeout,
             request_retention_days=request_retention_days,
+            keep_exited=keep_exited,
             k8s_namespace=k8s_namespace,
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,

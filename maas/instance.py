@@ -66,6 +66,8 @@ class Instance:
     started_at: float  # monotonic
     running_since: float | None = None
     stop_requested: bool = False
+    #: Asked to stop, and still not gone past its grace: the plan kills it.
+    stop_overdue: bool = False
     reason: str | None = None
     url: str | None = None
     #: Consecutive failed health checks, and the last one's reason (filled in by the prober).

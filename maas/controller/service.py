@@ -267,6 +267,7 @@ class Controller:
                 restarts=health.restarts if health else 0,
                 last_error=(f"{unreadable[key].reason}: quarantined, instances left as they are"
                             if key in unreadable else health.last_error if health else None),
+                last_logs=health.last_logs if health and key not in unreadable else None,
                 backoff_seconds=round(health.retry_at - now, 1) if health and health.retry_at > now else None,
             )
             if status.same_as(self._published.get(key)):

@@ -12,7 +12,7 @@ def make_launcher(config: MaasConfig, settings: ServiceSettings) -> Launcher:
     if config.launcher == "local":
         from maas.launcher.local import LocalLauncher
 
-        return LocalLauncher(settings.work_dir)
+        return LocalLauncher(settings.work_dir, keep_exited=settings.keep_exited)
     if config.launcher == "kubernetes":
         try:
             from maas.launcher.kubernetes import KubernetesLauncher
