@@ -21,7 +21,7 @@ from maas.controller.service import Controller
 from maas.errors import MaasError
 from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
-from maas.zk import connect, ensure_config
+from maas.zk import Layout, connect, ensure_config, installation_id
 
 log = logging.getLogger("maas.service")
 
@@ -129,7 +129,8 @@ def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: 
     try:
         config = ensure_config(client, settings.config_path,
                                overrides={"store_uri": store_uri, "launcher": launcher_kind}, write=write_config)
-        launcher = make_launcher(config, settings)
+        installation = installation_id(client, Layout.from_config(config)) if config.launcher == "kubernetes" else None
+        launcher = make_launcher(config, settings, installation=installation)
         controller = Controller(client, config, launcher, settings)
         done = threading.Event()
 
