@@ -54,6 +54,8 @@ log = logging.getLogger("maas.service")
               help="Days a request's terminal status is kept (maas_deploy --wait reads it) before it is deleted")
 @click.option("--keep-exited", type=click.IntRange(0, 1000), default=5, show_default=True,
               help="Exited instances per model whose logs are kept (local: their directory; Kubernetes: their pod)")
+@click.option("--cache-max-mb", type=click.IntRange(1), default=10240, show_default=True,
+              help="Bound on each node's payload cache; least recently used payloads are evicted")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]),
               help="Launcher for the config (default: the config's, else local); written like --store-uri")
 @click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
@@ -81,6 +83,7 @@ def main(
     session_timeout: float,
     request_retention_days: float,
     keep_exited: int,
+    cache_max_mb: int,
     launcher: str | None,
     k8s_namespace: str,
     k8s_image: str,
@@ -109,6 +112,7 @@ def main(
             zk_session_timeout=session_timeout,
             request_retention_days=request_retention_days,
             keep_exited=keep_exited,
+            cache_max_mb=cache_max_mb,
             k8s_namespace=k8s_namespace,
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,

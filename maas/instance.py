@@ -44,6 +44,8 @@ class InstanceSpec(BaseModel):
     zk_session_timeout: float = 10.0
     #: The node's payload cache directory (None: download every time).
     cache_dir: str | None = None
+    #: Bound on the node cache's total size (least recently used payloads are evicted).
+    cache_max_bytes: int = 10 << 30
     #: Refuse payloads larger than this many bytes.
     max_payload_bytes: int | None = None
 

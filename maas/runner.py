@@ -161,7 +161,7 @@ class Runner:
         store = open_store(self.spec.store_uri, max_payload_bytes=self.spec.max_payload_bytes)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.spec.cache_dir:
-            PayloadCache(Path(self.spec.cache_dir)).localize(store, self.spec.path, self.workdir)
+            PayloadCache(Path(self.spec.cache_dir), max_bytes=self.spec.cache_max_bytes).localize(store, self.spec.path, self.workdir)
         else:
             store.download(self.spec.path, self.workdir)
         files = [str(p.relative_to(self.workdir)) for p in self.workdir.rglob("*") if p.is_file()]

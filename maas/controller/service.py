@@ -382,6 +382,7 @@ class Controller:
             stop_grace=s.stop_grace,
             zk_session_timeout=s.zk_session_timeout,
             cache_dir=str(s.work_dir.resolve() / "cache"),
+            cache_max_bytes=s.cache_max_mb << 20,
             max_payload_bytes=self.config.max_payload_bytes,
         )
 
