@@ -9,7 +9,8 @@ time match, :mod:`maas.process`), so a pid reused after a reboot is never touche
 
 An exited instance's directory is kept, without its payload copy, under
 ``<work_root>/exited/<name>/<version>/<instanceId>/`` (runner and service logs, spec, status),
-for the last ``keep_exited`` instances of each model; ``maas_deploy -mo STATUS`` shows the path.
+for the last ``keep_exited`` instances of each model and at most 7 days; ``maas_deploy -mo
+STATUS`` shows the path.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from maas.process import ProcessIdentity
 from maas.runner import PID_FILE, SPEC_FILE, STATUS_FILE
 
 log = logging.getLogger(__name__)
+
+#: Kept logs of exited instances older than this are deleted (seconds: 7 days).
+EXITED_MAX_AGE = 7 * 86400.0
 
 #: Extra seconds past the spec's own drain + stop grace before the launcher kills everything.
 KILL_MARGIN = 5.0
@@ -90,6 +94,7 @@ class LocalLauncher(Launcher):
         self.root.mkdir(parents=True, exist_ok=True)
         self.exited_root = work_root.resolve() / "exited"
         self.keep_exited = keep_exited
+        self._next_sweep = 0.0
         self.clock = clock
         self.python = python
         self._tracked: dict[str, _Tracked] = {}
@@ -215,6 +220,28 @@ class LocalLauncher(Launcher):
         kept = sorted((p for p in target.parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in kept[self.keep_exited:]:
             shutil.rmtree(old, ignore_errors=True)
+        self._sweep_exited()
+
+    def _sweep_exited(self) -> None:
+        """At most hourly: drop kept logs older than ``EXITED_MAX_AGE`` (models long removed keep
+        nothing for ever), and the directories left empty."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + 3600
+        cutoff = time.time() - EXITED_MAX_AGE
+        for version_dir in self.exited_root.glob("*/*"):
+            for entry in version_dir.iterdir():
+                try:
+                    if entry.stat().st_mtime < cutoff:
+                        shutil.rmtree(entry, ignore_errors=True)
+                except FileNotFoundError:
+                    continue
+            for empty in (version_dir, version_dir.parent):
+                try:
+                    empty.rmdir()  # only when empty
+                except OSError:
+                    pass
 
     def close(self) -> None:
         # Runners outlive the launcher by design: a new controller adopts them.

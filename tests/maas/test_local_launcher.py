@@ -144,3 +144,18 @@ def test_a_pid_reused_in_the_same_boot_is_not_the_same_process(bystander) -> Non
     assert ProcessIdentity.from_dict(me.to_dict()) == me and ProcessIdentity.from_dict(1234) is None
     time.sleep(0.1)
     assert bystander.poll() is None
+
+
+def test_kept_logs_of_models_long_gone_are_swept(tmp_path: Path) -> None:
+    old = tmp_path / "exited" / "gone" / "1" / "gone-1-x"
+    old.mkdir(parents=True)
+    (old / "runner.log").write_text("old\n")
+    os.utime(old, (1, 1))  # long ago
+    launcher = LocalLauncher(tmp_path, clock=FakeClock())
+    spec = _spec("m-1-z")
+    launcher.start(spec)
+    launcher._tracked[spec.instance_id].proc.wait(timeout=30)  # type: ignore[union-attr]
+    launcher.instances()
+    launcher.forget(spec.instance_id)
+    assert not (tmp_path / "exited" / "gone").exists()
+    assert (tmp_path / "exited" / "m" / "1" / "m-1-z").is_dir()
