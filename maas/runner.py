@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import ipaddress
 import logging
 import os
 import signal
@@ -32,6 +33,8 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 
 from maas.errors import CoordinationError, MaasError, PayloadError
 from maas.instance import InstanceSpec, write_json_atomic
+from maas.logfiles import OutputPump, rotating_handler, tail
+from maas.process import ProcessIdentity
 from maas.payload import EndpointInfo, find_script, read_endpoint
 from maas.probe import check_http
 from maas.registration import Endpoint
@@ -50,11 +53,27 @@ _PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago. The service binds it shortly after; a race with another
+    """A port that was free on ``host`` a moment ago. The service binds it shortly after; a race with another
     process is possible and shows up as a failed start, which the controller retries."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def bind_host_for(advertised: str) -> str:
+    """Where a service must listen so that its advertised address reaches it: that address
+    itself when it is a loopback one (``127.0.0.2`` is not reachable through ``127.0.0.1``), else
+    every interface (a pod IP, a node address, or a name that resolves to one)."""
+    if advertised == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(advertised.strip("[]"))
+    except ValueError:
+        return "0.0.0.0"
+    if address.is_loopback:
+        return str(address)
+    return "::" if address.version == 6 else "0.0.0.0"
 
 
 def _die_with_parent() -> None:
@@ -67,11 +86,7 @@ def _die_with_parent() -> None:
 
 
 def _tail(path: Path, limit: int = STDERR_TAIL) -> str:
-    try:
-        data = path.read_bytes()[-limit:]
-    except OSError:
-        return ""
-    return data.decode("utf-8", "replace").strip()
+    return tail(path, limit)
 
 
 class Runner:
@@ -88,12 +103,16 @@ class Runner:
         self.client: KazooClient | None = None
         self.endpoint: Endpoint | None = None
         self.reg_path: str | None = None
+        self.pumps: list[OutputPump] = []
+        self.service_identity: ProcessIdentity | None = None
 
     # -- status -----------------------------------------------------------------------------
     def report(self, state: str, **extra: Any) -> None:
         data = {"state": state, "time": time.time(), "runner_pid": os.getpid()}
         if self.proc is not None:
             data["service_pid"] = self.proc.pid
+            if self.service_identity is not None:
+                data["service"] = self.service_identity.to_dict()
         data.update(extra)
         write_json_atomic(self.status_path, data)
 
@@ -142,7 +161,7 @@ class Runner:
         store = open_store(self.spec.store_uri, max_payload_bytes=self.spec.max_payload_bytes)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.spec.cache_dir:
-            PayloadCache(Path(self.spec.cache_dir)).localize(store, self.spec.path, self.workdir)
+            PayloadCache(Path(self.spec.cache_dir), max_bytes=self.spec.cache_max_bytes).localize(store, self.spec.path, self.workdir)
         else:
             store.download(self.spec.path, self.workdir)
         files = [str(p.relative_to(self.workdir)) for p in self.workdir.rglob("*") if p.is_file()]
@@ -150,11 +169,14 @@ class Runner:
 
     def start_service(self, script: str) -> EndpointInfo | None:
         """Run the script; wait for endpoint.dat and for the service to answer."""
-        port = free_port()
+        bind = self.spec.bind_host or bind_host_for(self.spec.advertise_host)
+        port = free_port(bind)
         env = dict(os.environ)
         env.update(self.spec.env)
         env.update(
             MAAS_PORT=str(port),
+            MAAS_BIND_HOST=bind,
+            MAAS_ADVERTISED_HOST=self.spec.advertise_host,
             MAAS_MODEL_NAME=self.spec.name,
             MAAS_MODEL_VERSION=self.spec.version,
             MAAS_INSTANCE_ID=self.spec.instance_id,
@@ -162,36 +184,38 @@ class Runner:
             MAAS_PYTHON=sys.executable,
             PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         )
-        stdout = open(self.dir / "service.out.log", "ab")
-        stderr = open(self.dir / "service.err.log", "ab")
         try:
             self.proc = subprocess.Popen(
                 ["/bin/bash", script],
                 cwd=self.workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise PayloadError(f"cannot run {script}: {exc}") from exc
-        finally:
-            stdout.close()
-            stderr.close()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        # The service's output goes through the runner into size-bounded, rotated files.
+        self.pumps = [OutputPump(self.proc.stdout, self.dir / "service.out.log").start(),
+                      OutputPump(self.proc.stderr, self.dir / "service.err.log").start()]
+        self.service_identity = ProcessIdentity.of(self.proc.pid)
         self.report("starting", port=port)
         info = self._wait_for_endpoint(script)
         if info is None:
             return None
+        announced = info
         info = info.advertised(self.spec.advertise_host)
-        self._wait_until_answering(info)
+        self._wait_until_answering(info, announced, bind)  # what will be registered is what is probed
         return info
 
     def _check_alive(self, what: str) -> None:
         assert self.proc is not None
         code = self.proc.poll()
         if code is not None:
+            self._drain_pumps()
             tail = _tail(self.dir / "service.err.log")
             raise PayloadError(f"{what} exited with code {code}" + (f"; stderr: {tail}" if tail else ""))
 
@@ -215,7 +239,8 @@ class Runner:
             self.stop_event.wait(0.05)
         return None
 
-    def _wait_until_answering(self, info: EndpointInfo) -> None:
+    def _wait_until_answering(self, info: EndpointInfo, announced: EndpointInfo | None = None,
+                              bind: str | None = None) -> None:
         deadline = time.monotonic() + self.spec.ready_timeout
         backoff = Backoff(initial=0.05, max_delay=1.0, jitter=0.2)
         attempt = 0
@@ -228,8 +253,12 @@ class Runner:
                 last = problem
                 self._check_alive("service")
                 if time.monotonic() > deadline:
+                    hint = ""
+                    if announced is not None and announced.url != info.url:
+                        hint = (f"; it announced {announced.url}: does it listen on $MAAS_BIND_HOST "
+                                f"({bind}) rather than on a loopback address?")
                     raise PayloadError(
-                        f"service at {info.url} did not answer within {self.spec.ready_timeout:.0f}s ({last})"
+                        f"service at {info.url} did not answer within {self.spec.ready_timeout:.0f}s ({last}){hint}"
                     )
                 self.stop_event.wait(backoff.delay(attempt))
                 attempt += 1
@@ -287,6 +316,7 @@ class Runner:
             code = self.proc.poll()
             if code is not None:
                 self.deregister()
+                self._drain_pumps()
                 tail = _tail(self.dir / "service.err.log")
                 reason = f"service exited with code {code}" + (f"; stderr: {tail}" if tail else "")
                 self.report("exited", reason=reason, exit_code=code)
@@ -305,6 +335,11 @@ class Runner:
         self.stop_service()
         self.report("stopped")
         return 0
+
+    def _drain_pumps(self) -> None:
+        """Let the output pumps write what the exited service left in its pipes."""
+        for pump in self.pumps:
+            pump.join()
 
     def stop_service(self) -> None:
         """SIGTERM the service's process group; SIGKILL it after the grace period."""
@@ -331,11 +366,14 @@ class Runner:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maas.runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--instance-dir", required=True, type=Path)
+    parser.add_argument("--log-file", type=Path,
+                        help="Write the runner's log here, rotated by size (default: standard error)")
     parser.add_argument("--spec-from-env", metavar="VAR",
                         help="Read the instance spec (JSON) from this environment variable instead of DIR/spec.json "
                              "(how a Kubernetes pod receives it)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = [rotating_handler(args.log_file)] if args.log_file else None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
     for noisy in ("kazoo", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     instance_dir: Path = args.instance_dir.resolve()

@@ -4,7 +4,7 @@ the gap. No I/O, no clock: ``now`` is an argument, so every decision is unit-tes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Union
+from typing import Collection, Iterable, Mapping, Union
 
 from maas.controller.desired import DesiredModel, ModelKey
 from maas.instance import Instance, InstanceState
@@ -19,6 +19,8 @@ class Health:
     retry_at: float = 0.0  # no new start before this (monotonic) time
     last_error: str | None = None
     last_failure_at: float | None = None
+    #: Where the logs of the instance behind ``last_error`` are (a path, a ``kubectl logs`` line).
+    last_logs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,14 @@ class StopInstance:
 
 
 @dataclass(frozen=True)
+class KillInstance:
+    """An instance asked to stop did not within its grace: force it."""
+
+    key: ModelKey
+    instance_id: str
+
+
+@dataclass(frozen=True)
 class ForgetInstance:
     """An instance is gone; ``failure`` is set when it was not asked to stop."""
 
@@ -43,7 +53,7 @@ class ForgetInstance:
     failure: str | None
 
 
-Action = Union[StartInstance, StopInstance, ForgetInstance]
+Action = Union[StartInstance, StopInstance, KillInstance, ForgetInstance]
 
 _STOP_PREFERENCE = {InstanceState.STARTING: 0, InstanceState.RUNNING: 1}
 
@@ -55,15 +65,19 @@ def plan(
     now: float,
     *,
     max_probe_failures: int = 3,
+    hold: Collection[ModelKey] = (),
 ) -> list[Action]:
     """Actions that move ``actual`` towards ``desired``.
 
     - exited instances are forgotten (a failure if nobody asked them to stop);
+    - stopping instances past their stop deadline are killed;
     - running instances that failed ``max_probe_failures`` health checks in a row are stopped
       (a failure) and no longer count;
     - missing instances are started, unless the model is backing off after failures (or has
       a failure being recorded in this very pass);
-    - surplus instances are stopped, not-yet-ready ones first, then the newest.
+    - surplus instances are stopped, not-yet-ready ones first, then the newest;
+    - models in ``hold`` (their desired state is unknown: quarantined) are left as they are:
+      nothing started, nothing stopped; only their exited instances are forgotten.
     """
     actions: list[Action] = []
     alive: dict[ModelKey, list[Instance]] = {}
@@ -75,6 +89,10 @@ def plan(
             actions.append(ForgetInstance(key, inst.instance_id, failure))
             if failure is not None:
                 just_failed.add(key)  # its backoff is decided once the failure is recorded
+        elif inst.state is InstanceState.STOPPING and inst.stop_overdue:
+            actions.append(KillInstance(key, inst.instance_id))
+        elif key in hold:
+            continue
         elif inst.state is InstanceState.RUNNING and inst.probe_failures >= max_probe_failures:
             reason = f"failed {inst.probe_failures} consecutive health checks ({inst.probe_reason})"
             actions.append(StopInstance(key, inst.instance_id, reason, failure=True))
@@ -82,7 +100,7 @@ def plan(
         elif inst.alive:
             alive.setdefault(key, []).append(inst)
 
-    for key in sorted(set(desired) | set(alive)):
+    for key in sorted((set(desired) | set(alive)) - set(hold)):
         want = desired[key].instances if key in desired else 0
         have = alive.get(key, [])
         if len(have) > want:

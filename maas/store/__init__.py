@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
-from maas.errors import PayloadError, StoreError
+from maas.errors import PayloadError, StoreError, StoreNotFound
 from maas.store.manifest import MANIFEST_NAME, Manifest, check_relative, scan_directory
 
 log = logging.getLogger(__name__)
@@ -75,13 +75,15 @@ class ModelStore(ABC):
         return self._is_dir(normalize_path(path))
 
     def manifest(self, path: str) -> Manifest | None:
-        """The payload's manifest; None for a payload put there by other tools (no manifest)."""
+        """The payload's manifest; None for a payload put there by other tools (no manifest).
+        Only the store's "not found" means that: any other failure (permission, timeout) is
+        raised, never taken as a licence to download unverified."""
         path = normalize_path(path)
         if not self._is_dir(path):
-            raise StoreError(f"{self.uri}: no payload at {path}")
+            raise StoreNotFound(f"{self.uri}: no payload at {path}")
         try:
             data = b"".join(self._read(join(path, MANIFEST_NAME)))
-        except StoreError:
+        except StoreNotFound:
             return None
         return Manifest.from_json(data, source=f"{self.uri}{path}")
 
@@ -117,7 +119,16 @@ class ModelStore(ABC):
             if self._is_dir(path):  # forced replacement
                 old = join(parent, f".{name}.replaced-{uuid.uuid4().hex[:12]}")
                 self._rename(path, old)
-                self._rename(tmp, path)
+                try:
+                    self._rename(tmp, path)
+                except BaseException:
+                    # Put the old payload back: a failed replacement leaves what was there.
+                    try:
+                        self._rename(old, path)
+                    except StoreError as exc:
+                        log.error("%s: the replaced payload is left at %s (restoring it failed: %s)",
+                                  self.uri, old, exc)
+                    raise
                 self._delete(old)
             else:
                 self._rename(tmp, path)
@@ -133,8 +144,13 @@ class ModelStore(ABC):
         path = normalize_path(path)
         manifest = self.manifest(path)
         if manifest is None:
+            files = self._walk(path)
+            total = sum(size for _rel, size in files)
+            if total > self.max_payload_bytes:
+                raise PayloadError(f"{self.uri}{path} ({total} bytes) is larger than the limit of "
+                                   f"{self.max_payload_bytes} bytes")
             log.warning("%s%s has no manifest: downloading it unverified", self.uri, path)
-            for rel, _size in self._walk(path):
+            for rel, _size in files:
                 self._download_file(join(path, check_relative(rel)), dest / rel, None)
             return None
         if manifest.total_size > self.max_payload_bytes:
@@ -191,12 +207,35 @@ def supported_schemes() -> list[str]:
     return sorted(_SCHEMES)
 
 
+def check_store_uri(uri: str) -> str:
+    """``uri`` if it can name a store (supported scheme, a readable host and port); else a
+    :class:`StoreError` saying what is wrong with it. Cheap and offline: for validating input."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # urllib parses the port lazily and raises ValueError for "nn:abc"
+    except ValueError as exc:
+        raise StoreError(f"store URI {uri!r} is malformed: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise StoreError(f"unsupported store URI {uri!r}; supported schemes: {', '.join(supported_schemes())}")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise StoreError(f"file store URI {uri!r} must not name a host")
+    elif not parts.hostname:
+        raise StoreError(f"store URI {uri!r} names no host")
+    elif port == 0:
+        raise StoreError(f"store URI {uri!r} has port 0")
+    return uri
+
+
 def open_store(uri: str, *, max_payload_bytes: int | None = None) -> ModelStore:
     """The store for ``uri``."""
-    factory = _SCHEMES.get(uri_scheme(uri))
-    if factory is None:
-        raise StoreError(f"unsupported store URI {uri!r}; supported schemes: {', '.join(supported_schemes())}")
-    store = factory(uri)
+    check_store_uri(uri)
+    factory = _SCHEMES[uri_scheme(uri)]
+    try:
+        store = factory(uri)
+    except ValueError as exc:  # whatever a backend's URI parsing refuses
+        raise StoreError(f"store URI {uri!r} is malformed: {exc}") from exc
     if max_payload_bytes is not None:
         store.max_payload_bytes = max_payload_bytes
     return store
@@ -208,6 +247,7 @@ def split_uri(path_or_uri: str, default_store: str) -> tuple[str, str]:
         return default_store, normalize_path(path_or_uri)
     from maas.store.file import FileStore
 
+    check_store_uri(path_or_uri)
     if uri_scheme(path_or_uri) == "file":
         # A full file URI names a payload directory; its parent directory serves as the store.
         full = Path(urlsplit(path_or_uri).path)
