@@ -49,6 +49,13 @@ log = logging.getLogger("maas.service")
 @click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig file (default: in-cluster config)")
 @click.option("--k8s-pending-timeout", type=float, default=300.0, show_default=True,
               help="Seconds an instance pod may stay Pending before it is replaced")
+@click.option("--model-token-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Bearer tokens model services require (one per line; docs/security.md)")
+@click.option("--model-tls-cert", type=click.Path(path_type=Path, dir_okay=False),
+              help="PEM certificate model services serve HTTPS with")
+@click.option("--model-tls-key", type=click.Path(path_type=Path, dir_okay=False), help="Its PEM private key")
+@click.option("--model-ca-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="CA bundle that verifies model services' certificates (default: the system's)")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(
@@ -70,6 +77,10 @@ def main(
     k8s_image: str,
     kubeconfig: Path | None,
     k8s_pending_timeout: float,
+    model_token_file: Path | None,
+    model_tls_cert: Path | None,
+    model_tls_key: Path | None,
+    model_ca_file: Path | None,
     log_level: str,
 ) -> None:
     """Run the MaaS controller."""
@@ -94,6 +105,10 @@ def main(
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,
             k8s_pending_timeout=k8s_pending_timeout,
+            model_token_file=model_token_file,
+            model_tls_cert=model_tls_cert,
+            model_tls_key=model_tls_key,
+            model_ca_file=model_ca_file,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

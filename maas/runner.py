@@ -30,9 +30,11 @@ import httpx
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
+from maas.endpoint_auth import EndpointCredentials
 from maas.errors import CoordinationError, MaasError, PayloadError
 from maas.instance import InstanceSpec, write_json_atomic
 from maas.payload import EndpointInfo, find_script, read_endpoint
+from maas.payload_env import payload_environment
 from maas.probe import check_http
 from maas.registration import Endpoint
 from maas.retry import Backoff
@@ -151,16 +153,20 @@ class Runner:
     def start_service(self, script: str) -> EndpointInfo | None:
         """Run the script; wait for endpoint.dat and for the service to answer."""
         port = free_port()
-        env = dict(os.environ)
-        env.update(self.spec.env)
-        env.update(
-            MAAS_PORT=str(port),
-            MAAS_MODEL_NAME=self.spec.name,
-            MAAS_MODEL_VERSION=self.spec.version,
-            MAAS_INSTANCE_ID=self.spec.instance_id,
-            MAAS_MEMORY_MB=str(self.spec.memory),
-            MAAS_PYTHON=sys.executable,
-            PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        # Built from an allow-list: the runner's secrets (store tokens, ZooKeeper credentials)
+        # and whatever else its environment holds stay out of the payload.
+        env = payload_environment(
+            {
+                "MAAS_PORT": str(port),
+                "MAAS_MODEL_NAME": self.spec.name,
+                "MAAS_MODEL_VERSION": self.spec.version,
+                "MAAS_INSTANCE_ID": self.spec.instance_id,
+                "MAAS_MEMORY_MB": str(self.spec.memory),
+                "MAAS_PYTHON": sys.executable,
+                **self._endpoint_security_env(),
+            },
+            self.spec.env,
+            path_prefix=str(Path(sys.executable).parent),
         )
         stdout = open(self.dir / "service.out.log", "ab")
         stderr = open(self.dir / "service.err.log", "ab")
@@ -187,6 +193,12 @@ class Runner:
         info = info.advertised(self.spec.advertise_host)
         self._wait_until_answering(info)
         return info
+
+    def _endpoint_security_env(self) -> dict[str, str]:
+        """The paths of the model endpoint's token file and TLS certificate, when configured."""
+        pairs = {"MAAS_MODEL_TOKEN_FILE": self.spec.model_token_file, "MAAS_TLS_CERT_FILE": self.spec.tls_cert_file,
+                 "MAAS_TLS_KEY_FILE": self.spec.tls_key_file}
+        return {name: value for name, value in pairs.items() if value}
 
     def _check_alive(self, what: str) -> None:
         assert self.proc is not None
@@ -220,7 +232,11 @@ class Runner:
         backoff = Backoff(initial=0.05, max_delay=1.0, jitter=0.2)
         attempt = 0
         last: str = ""
-        with httpx.Client(timeout=2.0) as http:
+        credentials = EndpointCredentials.create(
+            Path(self.spec.model_token_file) if self.spec.model_token_file else None,
+            Path(self.spec.model_ca_file) if self.spec.model_ca_file else None,
+        )
+        with httpx.Client(timeout=2.0, **credentials.http_options()) as http:
             while not self.stop_event.is_set():
                 problem = check_http(http, info.url)
                 if problem is None:

@@ -30,13 +30,14 @@ class Cluster:
         self.controllers: list[subprocess.Popen[bytes]] = []
         self._client: DeployClient | None = None
 
-    def start_controller(self, *extra: str) -> subprocess.Popen[bytes]:
+    def start_controller(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``maas_service``; ``env`` is added to this process's environment for it."""
         log = open(self.tmp / f"controller-{len(self.controllers)}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "maas.cli", "-zq", self.quorum, "--store-uri", f"file://{self.store}",
              "--work-dir", str(self.work), "--reconcile-interval", "0.5", "--stop-grace", "5",
              "--start-timeout", "30", *extra],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})},
         )
         log.close()
         self.controllers.append(proc)

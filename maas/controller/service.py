@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
@@ -72,7 +73,7 @@ class Controller:
             backoff=settings.restart_backoff,
             stable_after=settings.stable_after,
         )
-        self.prober = Prober(settings.probe_interval)
+        self.prober = Prober(settings.probe_interval, credentials=settings.endpoint_credentials)
         self.identifier = f"{socket.gethostname()}:{os.getpid()}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -316,7 +317,16 @@ class Controller:
             zk_session_timeout=s.zk_session_timeout,
             cache_dir=str(s.work_dir.resolve() / "cache"),
             max_payload_bytes=self.config.max_payload_bytes,
+            model_token_file=_path(s.model_token_file),
+            tls_cert_file=_path(s.model_tls_cert),
+            tls_key_file=_path(s.model_tls_key),
+            model_ca_file=_path(s.model_ca_file),
+            zk_auth_file=_path(s.runner_zk_auth_file),
         )
+
+
+def _path(path: Path | None) -> str | None:
+    return str(path.resolve()) if path is not None else None
 
 
 def _group(instances: list[Instance]) -> dict[ModelKey, list[Instance]]:
