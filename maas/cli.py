@@ -20,6 +20,7 @@ from maas.errors import MaasError
 from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
 from maas.zk import connect, publish_config, read_config
+from maas.zkauth import ZkAccess, use_policy
 
 log = logging.getLogger("maas.service")
 
@@ -56,6 +57,8 @@ log = logging.getLogger("maas.service")
 @click.option("--model-tls-key", type=click.Path(path_type=Path, dir_okay=False), help="Its PEM private key")
 @click.option("--model-ca-file", type=click.Path(path_type=Path, dir_okay=False),
               help="CA bundle that verifies model services' certificates (default: the system's)")
+@click.option("--runner-zk-auth-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="ZooKeeper credentials file of the runners (default: the controller's own; docs/security.md)")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(
@@ -81,6 +84,7 @@ def main(
     model_tls_cert: Path | None,
     model_tls_key: Path | None,
     model_ca_file: Path | None,
+    runner_zk_auth_file: Path | None,
     log_level: str,
 ) -> None:
     """Run the MaaS controller."""
@@ -109,6 +113,7 @@ def main(
             model_tls_cert=model_tls_cert,
             model_tls_key=model_tls_key,
             model_ca_file=model_ca_file,
+            runner_zk_auth_file=runner_zk_auth_file,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -120,9 +125,14 @@ def main(
 
 
 def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None) -> None:
-    client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout)
+    access = ZkAccess.from_environment()
+    if not access.authenticated:
+        log.warning("no ZooKeeper credentials configured (MAAS_ZK_AUTH_FILE): any client that reaches ZooKeeper "
+                    "can deploy and run code; see docs/security.md")
+    client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout, access=access)
     try:
         config = read_config(client, settings.config_path)
+        use_policy(client, settings.config_path, "controller")
         config = config.with_overrides(store_uri=store_uri, launcher=launcher_kind)
         publish_config(client, config, settings.config_path)
         launcher = make_launcher(config, settings)

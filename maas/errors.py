@@ -59,6 +59,14 @@ class CoordinationError(MaasError):
     http_status = 503
 
 
+class AccessDenied(CoordinationError):
+    """ZooKeeper refused an operation or the credentials: the znode's ACL does not grant this
+    process's identity the right (docs/security.md)."""
+
+    exit_code = 9
+    http_status = 403
+
+
 class RequestFailed(MaasError):
     """A deployment request reached the terminal ``failed`` status."""
 

@@ -40,7 +40,8 @@ from maas.registration import Endpoint
 from maas.retry import Backoff
 from maas.store import open_store
 from maas.store.cache import PayloadCache
-from maas.zk import ZK_ERRORS, describe, Layout, connect, read_config
+from maas.zk import ZK_ERRORS, Layout, connect, read_config, zk_error
+from maas.zkauth import ZkAccess, use_policy
 
 log = logging.getLogger("maas.runner")
 
@@ -116,9 +117,11 @@ class Runner:
                 self.stop_service()
                 self.report("stopped")
                 return 0
-            self.client = connect(self.spec.zk_quorum, session_timeout=self.spec.zk_session_timeout)
+            access = ZkAccess.from_file(Path(self.spec.zk_auth_file)) if self.spec.zk_auth_file else None
+            self.client = connect(self.spec.zk_quorum, session_timeout=self.spec.zk_session_timeout, access=access)
             self.client.add_listener(self._on_zk_state)
             layout = Layout.from_config(read_config(self.client, self.spec.config_path))
+            use_policy(self.client, self.spec.config_path, "runner")
             self.register(layout, info)
             self.report("running", url=self.endpoint.url if self.endpoint else None)
             return self.supervise()
@@ -275,7 +278,7 @@ class Runner:
                 self.client.delete(self.reg_path)
                 self.client.create(self.reg_path, self.endpoint.to_json(), ephemeral=True, makepath=True)
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot register {self.reg_path}: {describe(exc)}") from exc
+            raise zk_error(f"cannot register {self.reg_path}", exc) from exc
         log.info("registered %s at %s", self.reg_path, self.endpoint.url)
 
     def deregister(self) -> None:

@@ -1,7 +1,11 @@
 """ZooKeeper access: connecting, the znode layout derived from the config, and reading or
 publishing the config znode.
 
-Kazoo errors are translated here into :class:`~maas.errors.CoordinationError`.
+Every client of the project connects through :func:`connect`, which authenticates with the
+process's credentials (:mod:`maas.zkauth`: ``MAAS_ZK_AUTH_FILE`` or ``MAAS_ZK_USER``/``…PASSWORD``)
+and uses TLS when configured. Kazoo errors are translated here into
+:class:`~maas.errors.CoordinationError`, and a refusal by an ACL into
+:class:`~maas.errors.AccessDenied` (:func:`zk_error`).
 """
 
 from __future__ import annotations
@@ -10,12 +14,13 @@ import logging
 from dataclasses import dataclass
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError, NodeExistsError
+from kazoo.exceptions import AuthFailedError, KazooException, NoAuthError, NoNodeError, NodeExistsError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
 from maas.config import DEFAULT_CONFIG_PATH, MaasConfig
-from maas.errors import CoordinationError
+from maas.errors import AccessDenied, ConfigError, CoordinationError
+from maas.zkauth import ZkAccess
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +30,20 @@ ZK_ERRORS: tuple[type[BaseException], ...] = (KazooException, KazooTimeoutError)
 
 def describe(exc: BaseException) -> str:
     """A readable cause for a kazoo error (many have an empty message)."""
+    if isinstance(exc, NoAuthError):
+        return ("not authorized: the znode's ACL does not grant this process's ZooKeeper identity the right "
+                "(check MAAS_ZK_AUTH_FILE and the ACL policy; docs/security.md)")
+    if isinstance(exc, AuthFailedError):
+        return "ZooKeeper refused this process's credentials (docs/security.md)"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def zk_error(what: str, exc: BaseException) -> CoordinationError:
+    """The project's error for a failed ZooKeeper call: :class:`AccessDenied` when an ACL or the
+    server refused this process, else :class:`CoordinationError`."""
+    kind = AccessDenied if isinstance(exc, (NoAuthError, AuthFailedError)) else CoordinationError
+    return kind(f"{what}: {describe(exc)}")
 
 
 def connect(
@@ -34,22 +51,27 @@ def connect(
     *,
     timeout: float = 15.0,
     session_timeout: float = 10.0,
+    access: ZkAccess | None = None,
 ) -> KazooClient:
-    """Start a kazoo client on ``quorum`` (``host:port[,host:port…][/chroot]``).
+    """Start a kazoo client on ``quorum`` (``host:port[,host:port…][/chroot]``), authenticated
+    with ``access`` (default: the process's credentials from its environment).
 
-    Connection retries are unbounded (kazoo reconnects by itself); command retries are bounded.
+    Connection retries are unbounded (kazoo reconnects by itself, and sends the credentials again
+    on every new connection); command retries are bounded.
     """
+    access = ZkAccess.from_environment() if access is None else access
     client = KazooClient(
         hosts=quorum,
         timeout=session_timeout,
         connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0),
         command_retry=KazooRetry(max_tries=5, delay=0.1, max_delay=2.0),
+        **access.kazoo_options(),
     )
     try:
         client.start(timeout=timeout)
     except ZK_ERRORS as exc:
         client.close()
-        raise CoordinationError(f"cannot connect to ZooKeeper at {quorum}: {describe(exc)}") from exc
+        raise zk_error(f"cannot connect to ZooKeeper at {quorum} ({access.describe()})", exc) from exc
     return client
 
 
@@ -107,17 +129,24 @@ def read_config(client: KazooClient, path: str = DEFAULT_CONFIG_PATH) -> MaasCon
     except NoNodeError:
         return MaasConfig()
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot read config znode {path}: {describe(exc)}") from exc
+        raise zk_error(f"cannot read config znode {path}", exc) from exc
     return MaasConfig.from_json(data, source=f"config znode {path}")
 
 
 def publish_config(client: KazooClient, config: MaasConfig, path: str = DEFAULT_CONFIG_PATH) -> None:
-    """Write ``config`` to the config znode, creating it if needed."""
+    """Write ``config`` to the config znode, creating it if needed; no write when it holds that
+    config already (so a process that may only read it can start with the cluster's settings)."""
     data = config.to_json()
     try:
+        try:
+            current, _ = client.get(path)
+            if MaasConfig.from_json(current, source=f"config znode {path}") == config:
+                return
+        except (NoNodeError, ConfigError):
+            pass
         try:
             client.create(path, data, makepath=True)
         except NodeExistsError:
             client.set(path, data)
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot write config znode {path}: {describe(exc)}") from exc
+        raise zk_error(f"cannot write config znode {path}", exc) from exc

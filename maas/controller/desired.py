@@ -10,7 +10,7 @@ from kazoo.exceptions import NoNodeError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maas.errors import CoordinationError
-from maas.zk import ZK_ERRORS, describe, Layout
+from maas.zk import ZK_ERRORS, Layout, zk_error
 
 
 class ModelKey(NamedTuple):
@@ -73,5 +73,5 @@ def read_desired(client: KazooClient, layout: Layout) -> dict[ModelKey, tuple[De
     except NoNodeError:
         return result
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot read desired state under {layout.models}: {describe(exc)}") from exc
+        raise zk_error(f"cannot read desired state under {layout.models}", exc) from exc
     return result

@@ -22,7 +22,7 @@ from maas.errors import CoordinationError, MaasError, RequestError
 from maas.payload import find_script
 from maas.request import Action, ModelRequest, RequestState, RequestStatus, parse_request
 from maas.store import open_store, split_uri
-from maas.zk import ZK_ERRORS, describe, Layout
+from maas.zk import ZK_ERRORS, Layout, zk_error
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class Intake:
         except NoNodeError:
             return []
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot list queue {self.layout.queue}: {describe(exc)}") from exc
+            raise zk_error(f"cannot list queue {self.layout.queue}", exc) from exc
 
     def apply_next(self) -> Outcome | None:
         """Apply the queue's head item; None when the queue is empty."""
@@ -79,7 +79,7 @@ class Intake:
         except NoNodeError:
             return self.apply_next()
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot read queue item {item_path}: {describe(exc)}") from exc
+            raise zk_error(f"cannot read queue item {item_path}", exc) from exc
 
         desired = read_desired(self.client, self.layout)
         txn = self.client.transaction()
@@ -106,7 +106,7 @@ class Intake:
         try:
             results = txn.commit()
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot apply queue item {item}: {describe(exc)}") from exc
+            raise zk_error(f"cannot apply queue item {item}", exc) from exc
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             # Someone changed the state under us (another controller, or a re-run): re-read and retry.
