@@ -3,7 +3,10 @@
 - 1,000 models × 3 registrations in a real ZooKeeper: the discovery client's initial sync time
   and memory, and the latency from one registration change to the client's cache;
 - the controller's pass (desired state read from ZooKeeper + plan + executor, launcher faked)
-  with 100, 1,000 and 10,000 desired models, and the pure plan() alone.
+  with 100, 1,000 and 10,000 desired models, and the pure plan() alone;
+- failover: a new leader's term start (adopt, load pending requests, first pass) with no request
+  history and with 10,000 terminal request statuses, side by side with reading every status
+  (what a term start cost before the pending index).
 """
 
 from __future__ import annotations
@@ -134,8 +137,74 @@ def run(models: int = 1000, per_model: int = 3) -> list[Result]:
             assert actions == []
             results.append(Result("scale", f"plan() alone, {n} models × 3 instances", (time.perf_counter() - t0) / 5 * 1000, "ms"))
             client.stop()
+        results.extend(_failover(writer, zk.address, tmp))
         writer.stop()
     finally:
         zk.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     return results
+
+
+class _IdleLauncher(SteadyLauncher):
+    """Starts nothing: the pending requests stay pending across the measured terms."""
+
+    def start(self, spec: InstanceSpec) -> None:
+        pass
+
+
+def _term_start(quorum: str, tmp: Path) -> float:
+    """Seconds from a new leader's first step to the end of its first pass (median of 5)."""
+    client = connect(quorum)
+    try:
+        settings = ServiceSettings(zk_quorum=quorum, work_dir=tmp / "work")
+        times = []
+        for _ in range(5):
+            controller = Controller(client, MaasConfig(), _IdleLauncher([]), settings, clock=SYSTEM_CLOCK)
+            controller.prober.update = lambda _instances: None  # type: ignore[method-assign]
+            controller._next_prune = float("inf")  # pruning is not part of taking over
+            t0 = time.perf_counter()
+            controller.launcher.resync()
+            controller._load_pending()
+            controller.run_pass()
+            times.append(time.perf_counter() - t0)
+            assert len(controller._pending) == 10
+        return sorted(times)[2]
+    finally:
+        client.stop()
+
+
+def _failover(writer, address: str, tmp: Path) -> list[Result]:  # type: ignore[no-untyped-def]
+    from maas.controller.ledger import RequestLedger
+    from maas.request import RequestState, RequestStatus
+
+    figures: dict[int, float] = {}
+    for history in (0, 10_000):
+        chroot = f"/failover{history}"
+        writer.ensure_path(chroot)
+        client = connect(address + chroot)
+        layout = Layout.from_config(MaasConfig())
+        layout.ensure(client)
+        RequestLedger(client, layout).load_pending()  # a current state: the index exists
+        items = [(layout.request(f"old{i}"), RequestStatus(requestId=f"old{i}", state=RequestState.DONE).to_json())
+                 for i in range(history)]
+        _bulk_create(client, items)
+        # Ten requests still pending for one model, indexed as intake indexes them.
+        model = DesiredModel(name="m", version="1", instances=1, path="/models/m", store_uri="file:///s")
+        pending = [(layout.request(f"p{i}"), RequestStatus(requestId=f"p{i}", state=RequestState.ACCEPTED, name="m",
+                                                            version="1", target=1).to_json()) for i in range(10)]
+        _bulk_create(client, pending + [(layout.pending_request(f"p{i}"), b"") for i in range(10)]
+                     + [(layout.model("m", "1"), model.to_json())])
+        figures[history] = _term_start(address + chroot, tmp)
+        if history:
+            t0 = time.perf_counter()
+            statuses = RequestLedger(client, layout)._read(client.get_children(layout.requests))
+            full = time.perf_counter() - t0
+            assert len(statuses) == history + 10
+        client.stop()
+    return [
+        Result("scale", "failover: term start, no request history", figures[0] * 1000, "ms", "median of 5"),
+        Result("scale", "failover: term start, 10,000 terminal statuses", figures[10_000] * 1000, "ms", "median of 5"),
+        Result("scale", "failover: 10,000 statuses vs none", figures[10_000] / figures[0], "x"),
+        Result("scale", "reference: reading all 10,010 statuses (pipelined)", full * 1000, "ms",
+               "what a term start read before the index"),
+    ]

@@ -2,8 +2,8 @@
 
 - ``maas_acl digest USER`` prints the ACL identity of a digest user, reading the password from
   standard input (never from the command line), for writing the policy file.
-- ``maas_acl apply -zq Q --policy FILE [--store-uri URI] [--launcher K]`` writes the cluster's
-  config znode (with the given settings) and the policy, then sets every MaaS znode's ACL from
+- ``maas_acl apply -zq Q --policy FILE [--store-uri URI] [--launcher K]`` creates the cluster's
+  config znodes (and writes the given settings into them) and the policy, then sets every MaaS znode's ACL from
   it, authenticated with the administrator's credentials (``MAAS_ZK_AUTH_FILE``). Run it again
   after changing the policy (a new identity, a rotated password).
 - ``maas_acl show -zq Q`` prints the policy in force and the ACL of each MaaS root.
@@ -17,9 +17,9 @@ from pathlib import Path
 import click
 from kazoo.exceptions import NoNodeError
 
-from maas.config import DEFAULT_CONFIG_PATH
+from maas.config import DEFAULT_CONFIG_PATH, ext_path
 from maas.errors import ConfigError, MaasError
-from maas.zk import ZK_ERRORS, Layout, connect, publish_config, read_config, zk_error
+from maas.zk import ZK_ERRORS, Layout, connect, ensure_config, read_config, zk_error
 from maas.zkauth import AclPolicy, ZkAccess, apply_policy, digest_identity, layout_kinds, policy_path, read_policy
 
 
@@ -72,12 +72,12 @@ def apply_cluster_policy(client, access: ZkAccess, policy: AclPolicy, config_pat
         # checked before the config is written, so a refused run changes nothing
         raise ConfigError("these credentials are not among the policy's administrators: applying the policy "
                           "would lock them out (set MAAS_ZK_AUTH_FILE to an administrator's file)")
-    config = read_config(client, config_path)
-    if store_uri or launcher:
-        config = config.with_overrides(store_uri=store_uri, launcher=launcher)
-        publish_config(client, config, config_path)
+    # Once the policy is in force only administrators write the config znodes: make sure they
+    # exist (with the given settings), as a starting controller would.
+    overrides = {"store_uri": store_uri, "launcher": launcher}
+    config = ensure_config(client, config_path, overrides=overrides, write=bool(store_uri or launcher))
     layout = Layout.from_config(config)
-    return apply_policy(client, policy, config_path, layout_kinds(layout, [config_path]),
+    return apply_policy(client, policy, config_path, layout_kinds(layout, [config_path, ext_path(config_path)]),
                         credentials=access.credentials)
 
 
@@ -95,7 +95,7 @@ def show(zk_quorum: str, config_path: str) -> None:
                 click.echo(f"no ACL policy at {policy_path(config_path)}: the cluster is open")
             else:
                 click.echo(policy.to_json().decode())
-            for path in sorted(layout_kinds(layout, [config_path, policy_path(config_path)])):
+            for path in sorted(layout_kinds(layout, [config_path, ext_path(config_path), policy_path(config_path)])):
                 try:
                     acls, _ = client.get_acls(path)
                 except NoNodeError:

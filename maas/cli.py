@@ -1,7 +1,9 @@
 """``maas_service``: start a controller (DESIGN.md §8).
 
-The controller publishes the cluster config to the config znode (Metron's defaults, overridden
-by ``--store-uri``), then waits for leadership and runs the reconcile loop until SIGTERM/SIGINT.
+The controller makes sure the config znodes exist (Metron's keys in the config znode, ours in
+``<config znode>.ext``; see :mod:`maas.config`), writing ``--store-uri``/``--launcher`` into them
+only when a znode is absent or with ``--write-config``, then waits for leadership and runs the
+reconcile loop until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from maas.controller.service import Controller
 from maas.errors import MaasError
 from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
-from maas.zk import connect, publish_config, read_config
+from maas.zk import connect, ensure_config
 from maas.zkauth import ZkAccess, use_policy
 
 log = logging.getLogger("maas.service")
@@ -27,11 +29,17 @@ log = logging.getLogger("maas.service")
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MAAS"})
 @click.option("-zq", "--zk_quorum", "zk_quorum", required=True, help="ZooKeeper quorum host:port[,…][/chroot]")
-@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True, help="Config znode")
-@click.option("--store-uri", help="Model store URI written to the config znode (e.g. file:///var/lib/maas/store)")
+@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True,
+              envvar="MAAS_ZK_ROOT", help="Config znode (our settings are in the sibling <znode>.ext)")
+@click.option("--store-uri", help="Model store URI for the config (e.g. file:///var/lib/maas/store); written when "
+                                  "the config is absent or with --write-config, else it must agree with it")
+@click.option("--write-config", is_flag=True,
+              help="Replace the config znodes' content with the defaults, their current content and the flags")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("/var/lib/maas/work"), show_default=True,
               help="Where local instances keep their files")
 @click.option("--advertise-host", default="127.0.0.1", show_default=True, help="Address registered for local endpoints")
+@click.option("--bind-host", help="Address local model services listen on, passed as MAAS_BIND_HOST (default: the "
+                                   "advertised host if it is a loopback address, else 0.0.0.0)")
 @click.option("--reconcile-interval", type=float, default=1.0, show_default=True, help="Seconds between passes")
 @click.option("--start-timeout", type=float, default=60.0, show_default=True, help="Seconds to write endpoint.dat")
 @click.option("--ready-timeout", type=float, default=30.0, show_default=True, help="Seconds for the endpoint to answer")
@@ -43,8 +51,10 @@ log = logging.getLogger("maas.service")
               help="Cap on the delay between restarts of a failing model")
 @click.option("--session-timeout", type=float, default=10.0, show_default=True,
               help="ZooKeeper session timeout of the runners (and so how fast a dead runner's registration goes)")
+@click.option("--request-retention-days", type=float, default=7.0, show_default=True,
+              help="Days a request's terminal status is kept (maas_deploy --wait reads it) before it is deleted")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]),
-              help="Launcher written to the config znode (default: keep the znode's, else local)")
+              help="Launcher for the config (default: the config's, else local); written like --store-uri")
 @click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
 @click.option("--k8s-image", default="maas-runner:latest", show_default=True, help="Runner image of instance pods")
 @click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig file (default: in-cluster config)")
@@ -65,8 +75,10 @@ def main(
     zk_quorum: str,
     config_path: str,
     store_uri: str | None,
+    write_config: bool,
     work_dir: Path,
     advertise_host: str,
+    bind_host: str | None,
     reconcile_interval: float,
     start_timeout: float,
     ready_timeout: float,
@@ -75,6 +87,7 @@ def main(
     probe_failures: int,
     restart_backoff_max: float,
     session_timeout: float,
+    request_retention_days: float,
     launcher: str | None,
     k8s_namespace: str,
     k8s_image: str,
@@ -97,6 +110,7 @@ def main(
             config_path=config_path,
             work_dir=work_dir,
             advertise_host=advertise_host,
+            bind_host=bind_host,
             reconcile_interval=reconcile_interval,
             start_timeout=start_timeout,
             ready_timeout=ready_timeout,
@@ -105,6 +119,7 @@ def main(
             probe_failures=probe_failures,
             restart_backoff_max=restart_backoff_max,
             zk_session_timeout=session_timeout,
+            request_retention_days=request_retention_days,
             k8s_namespace=k8s_namespace,
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,
@@ -118,23 +133,23 @@ def main(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
-        run(settings, store_uri, launcher)
+        run(settings, store_uri, launcher, write_config=write_config)
     except MaasError as exc:
         click.echo(f"maas_service: {exc}", err=True)
         sys.exit(exc.exit_code)
 
 
-def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None) -> None:
+def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None,
+        *, write_config: bool = False) -> None:
     access = ZkAccess.from_environment()
     if not access.authenticated:
         log.warning("no ZooKeeper credentials configured (MAAS_ZK_AUTH_FILE): any client that reaches ZooKeeper "
                     "can deploy and run code; see docs/security.md")
     client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout, access=access)
     try:
-        config = read_config(client, settings.config_path)
         use_policy(client, settings.config_path, "controller")
-        config = config.with_overrides(store_uri=store_uri, launcher=launcher_kind)
-        publish_config(client, config, settings.config_path)
+        config = ensure_config(client, settings.config_path,
+                               overrides={"store_uri": store_uri, "launcher": launcher_kind}, write=write_config)
         launcher = make_launcher(config, settings)
         controller = Controller(client, config, launcher, settings)
         done = threading.Event()

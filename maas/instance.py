@@ -30,6 +30,9 @@ class InstanceSpec(BaseModel):
     zk_quorum: str
     config_path: str
     advertise_host: str = "127.0.0.1"
+    #: Address the service is told to listen on (``MAAS_BIND_HOST``); None: derived from
+    #: ``advertise_host`` (see :func:`maas.runner.bind_host_for`).
+    bind_host: str | None = None
     #: Seconds the script has to write endpoint.dat.
     start_timeout: float = 60.0
     #: Seconds the announced endpoint has to answer HTTP once endpoint.dat exists.

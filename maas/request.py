@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from maas.errors import RequestError, describe_validation
+from maas.errors import RequestError, StoreError, describe_validation
 
 #: Model names and versions become znode names and directory names.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -65,6 +65,19 @@ class ModelRequest(BaseModel):
     @staticmethod
     def _rid(value: str | None) -> str | None:
         return None if value is None else check_name(value, "requestId")
+
+    @field_validator("path")
+    @staticmethod
+    def _path(value: str | None) -> str | None:
+        # Checked here, so a request naming a malformed store URI fails at once with its reason.
+        from maas.store import split_uri
+
+        if value:
+            try:
+                split_uri(value, "file:///")
+            except StoreError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
 
     @field_validator("action", mode="before")
     @staticmethod

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import ipaddress
 import logging
 import os
 import signal
@@ -53,11 +54,27 @@ _PR_SET_PDEATHSIG = 1
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago. The service binds it shortly after; a race with another
+    """A port that was free on ``host`` a moment ago. The service binds it shortly after; a race with another
     process is possible and shows up as a failed start, which the controller retries."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def bind_host_for(advertised: str) -> str:
+    """Where a service must listen so that its advertised address reaches it: that address
+    itself when it is a loopback one (``127.0.0.2`` is not reachable through ``127.0.0.1``), else
+    every interface (a pod IP, a node address, or a name that resolves to one)."""
+    if advertised == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(advertised.strip("[]"))
+    except ValueError:
+        return "0.0.0.0"
+    if address.is_loopback:
+        return str(address)
+    return "::" if address.version == 6 else "0.0.0.0"
 
 
 def _die_with_parent() -> None:
@@ -155,12 +172,15 @@ class Runner:
 
     def start_service(self, script: str) -> EndpointInfo | None:
         """Run the script; wait for endpoint.dat and for the service to answer."""
-        port = free_port()
+        bind = self.spec.bind_host or bind_host_for(self.spec.advertise_host)
+        port = free_port(bind)
         # Built from an allow-list: the runner's secrets (store tokens, ZooKeeper credentials)
         # and whatever else its environment holds stay out of the payload.
         env = payload_environment(
             {
                 "MAAS_PORT": str(port),
+                "MAAS_BIND_HOST": bind,
+                "MAAS_ADVERTISED_HOST": self.spec.advertise_host,
                 "MAAS_MODEL_NAME": self.spec.name,
                 "MAAS_MODEL_VERSION": self.spec.version,
                 "MAAS_INSTANCE_ID": self.spec.instance_id,
@@ -193,8 +213,9 @@ class Runner:
         info = self._wait_for_endpoint(script)
         if info is None:
             return None
+        announced = info
         info = info.advertised(self.spec.advertise_host)
-        self._wait_until_answering(info)
+        self._wait_until_answering(info, announced, bind)  # what will be registered is what is probed
         return info
 
     def _endpoint_security_env(self) -> dict[str, str]:
@@ -230,7 +251,8 @@ class Runner:
             self.stop_event.wait(0.05)
         return None
 
-    def _wait_until_answering(self, info: EndpointInfo) -> None:
+    def _wait_until_answering(self, info: EndpointInfo, announced: EndpointInfo | None = None,
+                              bind: str | None = None) -> None:
         deadline = time.monotonic() + self.spec.ready_timeout
         backoff = Backoff(initial=0.05, max_delay=1.0, jitter=0.2)
         attempt = 0
@@ -247,8 +269,12 @@ class Runner:
                 last = problem
                 self._check_alive("service")
                 if time.monotonic() > deadline:
+                    hint = ""
+                    if announced is not None and announced.url != info.url:
+                        hint = (f"; it announced {announced.url}: does it listen on $MAAS_BIND_HOST "
+                                f"({bind}) rather than on a loopback address?")
                     raise PayloadError(
-                        f"service at {info.url} did not answer within {self.spec.ready_timeout:.0f}s ({last})"
+                        f"service at {info.url} did not answer within {self.spec.ready_timeout:.0f}s ({last}){hint}"
                     )
                 self.stop_event.wait(backoff.delay(attempt))
                 attempt += 1

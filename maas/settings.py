@@ -20,6 +20,8 @@ class ServiceSettings(BaseModel):
     config_path: str = Field(DEFAULT_CONFIG_PATH, pattern=r"^/", description="Config znode")
     work_dir: Path = Field(Path("/var/lib/maas/work"), description="Where local instances keep their files")
     advertise_host: str = Field("127.0.0.1", min_length=1, description="Address registered for local endpoints")
+    bind_host: str | None = Field(None, description="Address local services listen on (MAAS_BIND_HOST); "
+                                                   "None: the advertised host if loopback, else all interfaces")
     reconcile_interval: float = Field(1.0, gt=0, le=60, description="Seconds between reconcile passes")
     start_timeout: float = Field(60.0, gt=0, description="Seconds a payload has to write endpoint.dat")
     ready_timeout: float = Field(30.0, gt=0, description="Seconds an endpoint has to answer HTTP")
@@ -30,6 +32,7 @@ class ServiceSettings(BaseModel):
     stable_after: float = Field(10.0, ge=0, description="Seconds running after which failures are forgotten")
     probe_interval: float = Field(2.0, gt=0, description="Mean seconds between health checks (jittered ±25%)")
     probe_failures: int = Field(3, ge=1, description="Consecutive failed health checks before replacement")
+    request_retention_days: float = Field(7.0, gt=0, description="Days a terminal request status is kept")
     zk_session_timeout: float = Field(10.0, ge=2, le=60, description="Runners' ZooKeeper session timeout")
     # Kubernetes launcher (used when the config znode's "launcher" is "kubernetes").
     k8s_namespace: str = Field("maas", min_length=1, description="Namespace of the instance pods")

@@ -1,5 +1,5 @@
-"""ZooKeeper access: connecting, the znode layout derived from the config, and reading or
-publishing the config znode.
+"""ZooKeeper access: connecting, the znode layout derived from the config, and reading,
+writing and watching the config znodes (:mod:`maas.config` says what each holds).
 
 Every client of the project connects through :func:`connect`, which authenticates with the
 process's credentials (:mod:`maas.zkauth`: ``MAAS_ZK_AUTH_FILE`` or ``MAAS_ZK_USER``/``…PASSWORD``)
@@ -11,14 +11,16 @@ and uses TLS when configured. Kazoo errors are translated here into
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import AuthFailedError, KazooException, NoAuthError, NoNodeError, NodeExistsError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
-from maas.config import DEFAULT_CONFIG_PATH, MaasConfig
+from maas.config import DEFAULT_CONFIG_PATH, MaasConfig, ext_path
 from maas.errors import AccessDenied, ConfigError, CoordinationError
 from maas.zkauth import ZkAccess
 
@@ -98,6 +100,14 @@ class Layout:
         return f"{self.state_root}/requests"
 
     @property
+    def pending_index(self) -> str:
+        """Index of the non-terminal requests: ``<pending_index>/<requestId>`` (empty znodes)."""
+        return f"{self.state_root}/pending"
+
+    def pending_request(self, request_id: str) -> str:
+        return f"{self.pending_index}/{request_id}"
+
+    @property
     def statuses(self) -> str:
         """Model statuses: ``<statuses>/<name>/<version>``."""
         return f"{self.state_root}/status"
@@ -118,35 +128,128 @@ class Layout:
         return f"{self.service_root}/{name}/{instance_id}"
 
     def ensure(self, client: KazooClient) -> None:
-        for path in (self.queue, self.service_root, self.models, self.requests, self.statuses):
+        for path in (self.queue, self.service_root, self.models, self.requests, self.pending_index, self.statuses):
             client.ensure_path(path)
 
 
-def read_config(client: KazooClient, path: str = DEFAULT_CONFIG_PATH) -> MaasConfig:
-    """The config znode's content; defaults when it is absent."""
+def _get_optional(client: KazooClient, path: str) -> tuple[bytes | None, int]:
+    """A znode's data and version; ``(None, -1)`` when it is absent."""
     try:
-        data, _ = client.get(path)
+        data, stat = client.get(path)
     except NoNodeError:
-        return MaasConfig()
+        return None, -1
     except ZK_ERRORS as exc:
         raise zk_error(f"cannot read config znode {path}", exc) from exc
-    return MaasConfig.from_json(data, source=f"config znode {path}")
+    return data, stat.version
+
+
+def read_config(client: KazooClient, path: str = DEFAULT_CONFIG_PATH) -> MaasConfig:
+    """The merged content of the config znode and its ext znode; defaults for what is absent."""
+    main, _ = _get_optional(client, path)
+    ext, _ = _get_optional(client, ext_path(path))
+    return MaasConfig.from_znodes(main, ext, config_source=f"config znode {path}",
+                                  ext_source=f"config znode {ext_path(path)}")
 
 
 def publish_config(client: KazooClient, config: MaasConfig, path: str = DEFAULT_CONFIG_PATH) -> None:
-    """Write ``config`` to the config znode, creating it if needed; no write when it holds that
-    config already (so a process that may only read it can start with the cluster's settings)."""
-    data = config.to_json()
+    """Write ``config``: our keys to the ext znode, then Metron's keys alone to the config znode
+    (in this order, so a reader never sees our keys in neither)."""
+    main, ext = config.znode_payloads()
+    _write(client, ext_path(path), ext)
+    _write(client, path, main)
+
+
+def _write(client: KazooClient, path: str, data: bytes) -> None:
     try:
-        try:
-            current, _ = client.get(path)
-            if MaasConfig.from_json(current, source=f"config znode {path}") == config:
-                return
-        except (NoNodeError, ConfigError):
-            pass
         try:
             client.create(path, data, makepath=True)
         except NodeExistsError:
             client.set(path, data)
     except ZK_ERRORS as exc:
         raise zk_error(f"cannot write config znode {path}", exc) from exc
+
+
+def ensure_config(
+    client: KazooClient,
+    path: str = DEFAULT_CONFIG_PATH,
+    *,
+    overrides: dict[str, object] | None = None,
+    write: bool = False,
+) -> MaasConfig:
+    """What a starting controller does with the config znodes; returns the config in force.
+
+    - ``write``: the znodes' content (with ``overrides`` applied) replaces what they held;
+    - else each absent znode is created (the ext znode with ``overrides`` applied), and our
+      keys found in an old-style config znode move to the ext znode, so Metron's strict
+      readers can parse it;
+    - else an override that disagrees with the znodes is an error naming both values: two
+      controllers never run silently with different settings.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    main, _ = _get_optional(client, path)
+    ext, _ = _get_optional(client, ext_path(path))
+    current = MaasConfig.from_znodes(main, ext, config_source=f"config znode {path}",
+                                     ext_source=f"config znode {ext_path(path)}")
+    wanted = current.with_overrides(**overrides)
+    if write:
+        publish_config(client, wanted, path)
+        log.info("wrote the config znodes %s and %s", path, ext_path(path))
+        return wanted
+    if ext is None:
+        _write(client, ext_path(path), wanted.znode_payloads()[1])
+        log.info("created %s", ext_path(path))
+        current = wanted
+    else:
+        conflicts = current.differences(overrides)
+        if conflicts:
+            raise ConfigError(
+                f"the config znodes {path}(.ext) say {'; '.join(conflicts)} (znode → flag); start with "
+                "--write-config to replace them, or drop the flag"
+            )
+    if main is None or not MaasConfig.is_metron_only(main):
+        _write(client, path, current.znode_payloads()[0])
+        log.info("%s %s with Metron's keys only", "created" if main is None else "rewrote", path)
+    return current
+
+
+class ConfigWatch:
+    """Calls ``on_change(config)`` whenever the config znode or its ext znode changes (kazoo
+    data watches, re-armed by kazoo). A content that does not validate is logged and skipped."""
+
+    def __init__(self, client: KazooClient, path: str, on_change: Callable[[MaasConfig], None]) -> None:
+        self.client = client
+        self.path = path
+        self.on_change = on_change
+        self._data: dict[str, bytes | None] = {}
+        self._armed = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._armed:
+                return
+            self._armed = True
+        for znode in (self.path, ext_path(self.path)):
+            self.client.DataWatch(znode, self._make_handler(znode))
+
+    def _make_handler(self, znode: str) -> Callable[[bytes | None, object], None]:
+        def handler(data: bytes | None, _stat: object) -> None:
+            with self._lock:
+                first = znode not in self._data
+                changed = first or self._data[znode] != data
+                self._data[znode] = data
+                if first or not changed:
+                    return
+                main, ext = self._data.get(self.path), self._data.get(ext_path(self.path))
+            try:
+                config = MaasConfig.from_znodes(main, ext, config_source=f"config znode {self.path}",
+                                                ext_source=f"config znode {ext_path(self.path)}")
+            except ConfigError as exc:
+                log.error("ignoring the changed configuration: %s", exc)
+                return
+            try:
+                self.on_change(config)
+            except Exception:  # a watch callback runs on kazoo's thread: never let it die
+                log.exception("applying the changed configuration failed")
+
+        return handler

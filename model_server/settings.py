@@ -2,7 +2,8 @@
 
 They come from command-line flags; each flag also reads an environment variable
 (``MODEL_SERVER_<FLAG>``, e.g. ``MODEL_SERVER_THREADS``), and the payload contract's variables
-give the defaults of the port (``MAAS_PORT``), the model name (``MAAS_MODEL_NAME``) and version
+give the defaults of the port (``MAAS_PORT``), the address to listen on (``MAAS_BIND_HOST``), the
+address to announce (``MAAS_ADVERTISED_HOST``), the model name (``MAAS_MODEL_NAME``) and version
 (``MAAS_MODEL_VERSION``). :meth:`Settings.from_args` raises
 :class:`~model_server.errors.SettingsError` with every problem named.
 
@@ -48,6 +49,8 @@ class Settings(BaseModel):
         None, description=f"The signature, relative to the payload; default: {DEFAULT_SIGNATURE_FILE} when it exists, "
                           f"else one derived from the model")
     host: str = Field("127.0.0.1", description="Address to listen on")
+    advertised_host: str | None = Field(
+        None, description="Host announced in the endpoint file when listening on a wildcard address")
     port: int = Field(ge=0, le=65535, description="Port to listen on (0: any free port)")
     endpoint_file: Path | None = Field(None, description="Where to write endpoint.dat once listening")
     threads: int = Field(1, ge=1, le=256, description="onnxruntime intra-op threads per inference")
@@ -77,9 +80,11 @@ class Settings(BaseModel):
     tls_cert_file: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
     tls_key_file: Path | None = Field(None, description="PEM private key of the certificate")
 
-    @field_validator("host")
+    @field_validator("host", "advertised_host")
     @classmethod
-    def _host(cls, host: str) -> str:
+    def _host(cls, host: str | None) -> str | None:
+        if host is None:
+            return None
         host = host.strip()
         if not host or any(c.isspace() or c in "/?#@" for c in host):
             raise ValueError(f"{host!r} is not a host name or address")
@@ -154,8 +159,9 @@ class Settings(BaseModel):
         return path if self.signature_file is not None or path.is_file() else None
 
     def public_url(self, port: int | None = None) -> str:
-        """The URL to announce: the listening address, with a wildcard replaced by 127.0.0.1."""
-        host = "127.0.0.1" if self.host in LOCAL_WILDCARDS else self.host
+        """The URL to announce: the listening address; for a wildcard, the advertised host (else
+        127.0.0.1)."""
+        host = (self.advertised_host or "127.0.0.1") if self.host in LOCAL_WILDCARDS else self.host
         try:
             if ipaddress.ip_address(host).version == 6:
                 host = f"[{host}]"
@@ -215,7 +221,11 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--signature", dest="signature_file", default=env("signature"),
                         help=f"signature file in the payload (default: {DEFAULT_SIGNATURE_FILE} if present, "
                              f"else derived from the model)")
-    parser.add_argument("--host", default=env("host"), help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--host", default=env("host", "MAAS_BIND_HOST"),
+                        help="address to listen on (default: $MAAS_BIND_HOST, else 127.0.0.1)")
+    parser.add_argument("--advertised-host", default=env("advertised-host", "MAAS_ADVERTISED_HOST"),
+                        help="host announced in the endpoint file when --host is a wildcard "
+                             "(default: $MAAS_ADVERTISED_HOST, else 127.0.0.1)")
     parser.add_argument("--port", default=envget("MAAS_PORT") or env("port"),
                         help="port to listen on, 0 for any (default: $MAAS_PORT)")
     parser.add_argument("--endpoint-file", default=env("endpoint-file"),

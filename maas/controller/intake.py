@@ -1,23 +1,33 @@
 """Request intake: applies the queue's requests to the desired state, exactly once each.
 
-Producers put requests with kazoo's ``Queue`` recipe (sequential ``entry-`` znodes). The
-consumer is written here rather than taken from kazoo: ``Queue.get`` deletes an item before the
+Producers put requests as sequential znodes: ``maas_deploy`` with kazoo's ``Queue`` recipe
+(``entry-PPP-NNNNNNNNNN``), Metron's ``maas_deploy.sh`` with Curator's ``SimpleDistributedQueue``
+(``qn-NNNNNNNNNN``). Items are taken in order of the sequence number ZooKeeper appended, whatever
+their prefix, so requests of both producers run in the order they were written. The consumer
+is written here rather than taken from kazoo: ``Queue.get`` deletes an item before the
 caller acts on it (a crash loses it) and ``LockingQueue.consume`` cannot join another
 transaction. Here the leader reads the head item and, in **one** ZooKeeper transaction, deletes
 it, updates the model's desired state and writes the request's status. A controller killed at
 any instant has either applied a request completely or not at all.
+
+Applying reads the request's own model only. Whatever goes wrong with one request — it does not
+parse, its payload is missing, its model's desired state is quarantined, or the code under it
+raised something unexpected — becomes that request's ``failed`` status with the reason, and the
+queue goes on; only ZooKeeper trouble leaves the item in place for the next pass.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NodeExistsError
 
-from maas.controller.desired import DesiredModel, ModelKey, read_desired
+from maas.controller.desired import DesiredModel, ModelKey, Unreadable, read_model
 from maas.errors import CoordinationError, MaasError, RequestError
 from maas.payload import find_script
 from maas.request import Action, ModelRequest, RequestState, RequestStatus, parse_request
@@ -25,6 +35,9 @@ from maas.store import open_store, split_uri
 from maas.zk import ZK_ERRORS, Layout, zk_error
 
 log = logging.getLogger(__name__)
+
+#: Transactions of one queue item that may fail (a concurrent change) before it is failed.
+MAX_ATTEMPTS = 3
 
 #: Checks a payload before a request may point the desired state at it; raises a MaasError.
 PayloadCheck = Callable[[str, str], None]
@@ -58,10 +71,14 @@ class Intake:
         self.layout = layout
         self.default_store = default_store
         self.check_payload = check_payload
+        #: Failed transactions per queue item (bounded: an item leaves the queue after MAX_ATTEMPTS).
+        self._attempts: dict[str, int] = {}
+        self._last_failure: dict[str, str] = {}
 
     def pending(self) -> list[str]:
+        """The queue's items, oldest first."""
         try:
-            return sorted(self.client.get_children(self.layout.queue))
+            return sorted(self.client.get_children(self.layout.queue), key=sequence_key)
         except NoNodeError:
             return []
         except ZK_ERRORS as exc:
@@ -73,6 +90,9 @@ class Intake:
         if not items:
             return None
         item = items[0]
+        for gone in set(self._attempts) - set(items):
+            self._attempts.pop(gone, None)
+            self._last_failure.pop(gone, None)
         item_path = f"{self.layout.queue}/{item}"
         try:
             data, item_stat = self.client.get(item_path)
@@ -81,17 +101,33 @@ class Intake:
         except ZK_ERRORS as exc:
             raise zk_error(f"cannot read queue item {item_path}", exc) from exc
 
-        desired = read_desired(self.client, self.layout)
+        # An item without a requestId (Metron's clients send none) is named by its queue node and
+        # the node's creation zxid: unique for ever, even once the queue is recreated and its
+        # sequence numbers start again at 0.
+        own_id = f"{item}.{item_stat.czxid:x}"
         txn = self.client.transaction()
         txn.delete(item_path, version=item_stat.version)
         try:
+            if self._attempts.get(item, 0) >= MAX_ATTEMPTS:
+                raise RequestError(f"its transaction failed {MAX_ATTEMPTS} times: {self._last_failure.get(item)}")
             request = parse_request(data)
-            request_id = request.request_id or item
-            status = self._apply(txn, request, request_id, desired)
-        except MaasError as exc:
-            request_id = _request_id_of(data) or item
-            status = RequestStatus(requestId=request_id, state=RequestState.FAILED, reason=str(exc))
-            log.warning("request %s failed: %s", request_id, exc)
+            request_id = request.request_id or own_id
+            status = self._apply(txn, request, request_id)
+        except CoordinationError:
+            raise  # ZooKeeper trouble: the item stays, the next pass tries again
+        except ZK_ERRORS as exc:
+            raise CoordinationError(f"cannot apply queue item {item}: {describe(exc)}") from exc
+        except Exception as exc:  # one request's failure never blocks the queue
+            if isinstance(exc, MaasError):
+                reason = str(exc)
+                log.warning("request %s failed: %s", _request_id_of(data) or item, reason)
+            else:
+                reason = f"internal error while applying the request: {type(exc).__name__}: {exc}"
+                log.exception("request %s failed", _request_id_of(data) or item)
+            txn = self.client.transaction()  # nothing of a half-built transaction is kept
+            txn.delete(item_path, version=item_stat.version)
+            request_id = _request_id_of(data) or own_id
+            status = RequestStatus(requestId=request_id, state=RequestState.FAILED, reason=reason)
 
         status_path = self.layout.request(status.request_id)
         if self.client.exists(status_path):
@@ -103,14 +139,21 @@ class Intake:
             )
         else:
             txn.create(status_path, status.to_json())
+            if not status.state.terminal:  # indexed until its terminal status is recorded
+                txn.create(self.layout.pending_request(status.request_id), b"")
         try:
             results = txn.commit()
         except ZK_ERRORS as exc:
             raise zk_error(f"cannot apply queue item {item}", exc) from exc
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
-            # Someone changed the state under us (another controller, or a re-run): re-read and retry.
+            # Someone changed the state under us (another controller, or a re-run): re-read and
+            # retry; an item whose transaction keeps failing is failed itself.
+            self._attempts[item] = self._attempts.get(item, 0) + 1
+            self._last_failure[item] = repr(failed[0])
             raise CoordinationError(f"transaction for queue item {item} failed: {failed[0]!r}")
+        self._attempts.pop(item, None)
+        self._last_failure.pop(item, None)
         log.info("request %s (%s): %s%s", status.request_id, item, status.state.value,
                  f" ({status.reason})" if status.reason else "")
         return Outcome(item, status)
@@ -120,10 +163,20 @@ class Intake:
         txn,  # kazoo TransactionRequest
         request: ModelRequest,
         request_id: str,
-        desired: dict[ModelKey, tuple[DesiredModel, int]],
     ) -> RequestStatus:
         key = ModelKey(request.name, request.version)
-        current, znode_version = desired.get(key, (None, -1))
+        current, znode_version = read_model(self.client, self.layout, key)
+        if isinstance(current, Unreadable):
+            if request.action is not Action.SCALE:
+                raise RequestError(
+                    f"{current.reason}; {request.action.value} cannot be applied to it (a SCALE with "
+                    "-hmp replaces it, or delete the znode)"
+                )
+            log.warning("%s; replaced by request %s (SCALE)", current.reason, request_id)
+            current = None
+            replace_version: int | None = znode_version
+        else:
+            replace_version = None
         have = current.instances if current else 0
         if request.action is Action.ADD:
             target = have + request.num_instances
@@ -145,7 +198,7 @@ class Intake:
 
         model_path = self.layout.model(request.name, request.version)
         if target == 0:
-            if current is not None:
+            if current is not None or replace_version is not None:
                 txn.delete(model_path, version=znode_version)
         else:
             model = DesiredModel(
@@ -158,7 +211,9 @@ class Intake:
                 cpu=request.cpu if request.cpu is not None else (current.cpu if current else None),
                 env=request.env or (current.env if current else {}),
             )
-            if current is None:
+            if replace_version is not None:
+                txn.set_data(model_path, model.to_json(), version=replace_version)
+            elif current is None:
                 self._ensure_parent(f"{self.layout.models}/{request.name}")
                 txn.create(model_path, model.to_json())
             else:
@@ -179,11 +234,18 @@ class Intake:
             pass
 
 
+_SEQUENCE = re.compile(r"(\d{10})$")
+
+
+def sequence_key(item: str) -> tuple[int, str]:
+    """Sort key of a queue item: the sequence number ZooKeeper appended to its name (10 digits,
+    ``qn-0000000042`` and ``entry-100-0000000043`` alike); items without one go last."""
+    match = _SEQUENCE.search(item)
+    return (int(match.group(1)) if match else 1 << 62, item)
+
+
 def _request_id_of(data: bytes) -> str | None:
     """The requestId of an item that failed validation, if one can be read from it."""
-    import json
-    import re
-
     try:
         raw = json.loads(data)
     except (ValueError, UnicodeDecodeError):

@@ -4,7 +4,7 @@ the gap. No I/O, no clock: ``now`` is an argument, so every decision is unit-tes
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Union
+from typing import Collection, Iterable, Mapping, Union
 
 from maas.controller.desired import DesiredModel, ModelKey
 from maas.instance import Instance, InstanceState
@@ -55,6 +55,7 @@ def plan(
     now: float,
     *,
     max_probe_failures: int = 3,
+    hold: Collection[ModelKey] = (),
 ) -> list[Action]:
     """Actions that move ``actual`` towards ``desired``.
 
@@ -63,7 +64,9 @@ def plan(
       (a failure) and no longer count;
     - missing instances are started, unless the model is backing off after failures (or has
       a failure being recorded in this very pass);
-    - surplus instances are stopped, not-yet-ready ones first, then the newest.
+    - surplus instances are stopped, not-yet-ready ones first, then the newest;
+    - models in ``hold`` (their desired state is unknown: quarantined) are left as they are:
+      nothing started, nothing stopped; only their exited instances are forgotten.
     """
     actions: list[Action] = []
     alive: dict[ModelKey, list[Instance]] = {}
@@ -75,6 +78,8 @@ def plan(
             actions.append(ForgetInstance(key, inst.instance_id, failure))
             if failure is not None:
                 just_failed.add(key)  # its backoff is decided once the failure is recorded
+        elif key in hold:
+            continue
         elif inst.state is InstanceState.RUNNING and inst.probe_failures >= max_probe_failures:
             reason = f"failed {inst.probe_failures} consecutive health checks ({inst.probe_reason})"
             actions.append(StopInstance(key, inst.instance_id, reason, failure=True))
@@ -82,7 +87,7 @@ def plan(
         elif inst.alive:
             alive.setdefault(key, []).append(inst)
 
-    for key in sorted(set(desired) | set(alive)):
+    for key in sorted((set(desired) | set(alive)) - set(hold)):
         want = desired[key].instances if key in desired else 0
         have = alive.get(key, [])
         if len(have) > want:

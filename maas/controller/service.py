@@ -13,15 +13,17 @@ import socket
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Collection
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
 
 from maas.clock import SYSTEM_CLOCK, Clock
 from maas.config import MaasConfig
-from maas.controller.desired import DesiredModel, ModelKey, read_desired
+from maas.controller.desired import DesiredModel, ModelKey, Unreadable, read_desired_state
 from maas.controller.executor import Executor
 from maas.controller.intake import Intake
+from maas.controller.ledger import PRUNE_BATCH, RequestLedger
 from maas.controller.plan import plan
 from maas.controller.prober import Prober
 from maas.errors import MaasError
@@ -31,11 +33,14 @@ from maas.model_status import ModelStatus
 from maas.request import RequestState, RequestStatus
 from maas.settings import ServiceSettings
 from maas.retry import Backoff
-from maas.zk import ZK_ERRORS, Layout, describe
+from maas.zk import ZK_ERRORS, ConfigWatch, Layout, describe
 
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF = Backoff(initial=0.2, max_delay=5.0)
+
+#: Seconds between two prunings of old request statuses.
+PRUNE_INTERVAL = 600.0
 
 #: Requests applied per pass before instances are reconciled (keeps a flood from starving it).
 MAX_REQUESTS_PER_PASS = 100
@@ -74,6 +79,8 @@ class Controller:
             stable_after=settings.stable_after,
         )
         self.prober = Prober(settings.probe_interval, credentials=settings.endpoint_credentials)
+        self.ledger = RequestLedger(client, self.layout, retention_seconds=settings.request_retention_days * 86400)
+        self._next_prune = 0.0
         self.identifier = f"{socket.gethostname()}:{os.getpid()}"
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -83,11 +90,17 @@ class Controller:
         self._pending: dict[str, _Pending] = {}
         self._resync_pending = False
         self._published: dict[ModelKey, ModelStatus] = {}
+        self._quarantined: dict[ModelKey, str] = {}
         self.leading = threading.Event()
+        self._config_watch = ConfigWatch(client, settings.config_path, self.apply_config)
         client.add_listener(self._on_zk_state)
 
     # -- lifecycle --------------------------------------------------------------------------
     def run(self) -> None:
+        try:
+            self._config_watch.start()
+        except ZK_ERRORS as exc:
+            log.warning("cannot watch the config znodes (%s); changes need a restart", describe(exc))
         election = self.client.Election(f"{self.layout.state_root}/leader", self.identifier)
         self._election = election
         log.info("controller %s waiting for leadership", self.identifier)
@@ -114,6 +127,24 @@ class Controller:
         if election is not None:
             election.cancel()
         self.prober.stop()
+
+    def apply_config(self, config: MaasConfig) -> None:
+        """Take a changed configuration: the store and payload limit apply from the next request
+        on; where things live and which launcher runs them are fixed for this process's life."""
+        fixed = {"queue_path": "queue", "service_root": "serviceRoot", "state_root": "stateRoot", "launcher": "launcher"}
+        ignored = [f"{alias} ({getattr(self.config, name)!r} → {getattr(config, name)!r})"
+                   for name, alias in fixed.items() if getattr(config, name) != getattr(self.config, name)]
+        if ignored:
+            log.error("the config changed %s: restart maas_service to apply it; keeping the current value",
+                      ", ".join(ignored))
+            config = config.with_overrides(queue_config=self.config.queue_config, service_root=self.config.service_root,
+                                           state_root=self.config.state_root, launcher=self.config.launcher)
+        if config == self.config:
+            return
+        log.info("configuration changed: %s", config.to_json().decode())
+        self.config = config
+        self.intake.default_store = config.store_uri
+        self.wake()
 
     def _on_zk_state(self, state: KazooState) -> None:
         # kazoo's documented split: SUSPENDED may come back with the same session (pause, keep
@@ -155,7 +186,7 @@ class Controller:
     # -- one pass ---------------------------------------------------------------------------
     def run_pass(self) -> None:
         """Intake, reconcile, statuses. Never raises."""
-        for step in (self._drain_queue, self._reconcile):
+        for step in (self._drain_queue, self._reconcile, self._prune_requests):
             try:
                 step()
             except MaasError as exc:
@@ -181,16 +212,28 @@ class Controller:
         self.wake()  # more to do: come back right after reconciling
 
     def _reconcile(self) -> None:
-        desired = {k: m for k, (m, _) in read_desired(self.client, self.layout).items()}
+        state = read_desired_state(self.client, self.layout)
+        desired = {k: m for k, (m, _) in state.models.items()}
+        self._report_quarantine(state.unreadable)
         instances = self._observe()
         self.executor.observe(instances)
         actions = plan(desired, instances, self.executor.health, self.clock.monotonic(),
-                       max_probe_failures=self.settings.probe_failures)
+                       max_probe_failures=self.settings.probe_failures, hold=state.unreadable.keys())
         self.executor.execute(actions)
         if actions:
             instances = self._observe()
-        self._settle_requests(desired, instances)
-        self._publish_statuses(desired, instances)
+        self._settle_requests(desired, instances, held=state.unreadable.keys())
+        self._publish_statuses(desired, instances, state.unreadable)
+
+    def _report_quarantine(self, unreadable: dict[ModelKey, Unreadable]) -> None:
+        """Log each quarantined desired-state znode once (and again if its problem changes)."""
+        for key, bad in unreadable.items():
+            if self._quarantined.get(key) != bad.reason:
+                log.error("%s: quarantined; the instances of %s are left as they are until it is repaired",
+                          bad.reason, key)
+        for key in set(self._quarantined) - set(unreadable):
+            log.info("desired state of %s is readable again", key)
+        self._quarantined = {k: b.reason for k, b in unreadable.items()}
 
     def _observe(self) -> list[Instance]:
         """The launcher's instances, with the prober's health-check counts."""
@@ -202,15 +245,17 @@ class Controller:
             result.append(replace(inst, probe_failures=failures, probe_reason=reason) if failures else inst)
         return result
 
-    def _publish_statuses(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance]) -> None:
+    def _publish_statuses(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance],
+                          unreadable: dict[ModelKey, Unreadable] | None = None) -> None:
         """Write each model's status znode when it changed; drop those of models long gone."""
         now = self.clock.monotonic()
         by_key = _group(instances)
-        keys = set(desired) | set(by_key) | set(self._published)
+        unreadable = unreadable or {}
+        keys = set(desired) | set(by_key) | set(self._published) | set(unreadable)
         for key in sorted(keys):
             mine = by_key.get(key, [])
             health = self.executor.health.get(key)
-            if key not in desired and not mine:
+            if key not in desired and not mine and key not in unreadable:
                 if key in self._published:
                     self._delete_quietly(self.layout.status(*key))
                     del self._published[key]
@@ -221,7 +266,8 @@ class Controller:
                 running=sum(i.alive for i in mine),
                 ready=sum(i.state is InstanceState.RUNNING for i in mine),
                 restarts=health.restarts if health else 0,
-                last_error=health.last_error if health else None,
+                last_error=(f"{unreadable[key].reason}: quarantined, instances left as they are"
+                            if key in unreadable else health.last_error if health else None),
                 backoff_seconds=round(health.retry_at - now, 1) if health and health.retry_at > now else None,
             )
             if status.same_as(self._published.get(key)):
@@ -245,12 +291,15 @@ class Controller:
         except ZK_ERRORS as exc:
             log.warning("cannot delete %s: %s", path, exc)
 
-    def _settle_requests(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance]) -> None:
+    def _settle_requests(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance],
+                         held: Collection[ModelKey] = ()) -> None:
         """Give pending requests their terminal status when their model has settled or failed."""
         by_key = _group(instances)
         for request_id, pending in list(self._pending.items()):
             status = pending.status
             key = ModelKey(status.name or "", status.version or "")
+            if key in held:
+                continue  # its desired state is quarantined: nothing can be said yet
             health = self.executor.health.get(key)
             mine = by_key.get(key, [])
             want = desired[key].instances if key in desired else 0
@@ -269,11 +318,9 @@ class Controller:
             else:
                 continue
             try:
-                self.client.set(self.layout.request(request_id), final.to_json())
-            except NoNodeError:
-                pass
-            except ZK_ERRORS as exc:
-                log.warning("cannot record status of request %s: %s", request_id, exc)
+                self.ledger.record_terminal(final)
+            except MaasError as exc:
+                log.warning("%s", exc)
                 continue
             del self._pending[request_id]
             log.info("request %s: %s%s", request_id, final.state.value, f" ({final.reason})" if final.reason else "")
@@ -282,19 +329,19 @@ class Controller:
         """Pick up the non-terminal requests recorded in ZooKeeper that are not tracked yet
         (left by a previous leader, or applied by a transaction whose reply was lost)."""
         now = self.clock.monotonic()
-        try:
-            ids = self.client.get_children(self.layout.requests)
-        except NoNodeError:
-            return
-        for request_id in ids:
-            try:
-                data, _ = self.client.get(self.layout.request(request_id))
-                status = RequestStatus.from_json(data)
-            except (NoNodeError, ValueError):
-                continue
-            if not status.state.terminal and request_id not in self._pending:
+        for request_id, status in self.ledger.load_pending().items():
+            if request_id not in self._pending:
                 self._pending[request_id] = _Pending(status, now)
         self._resync_pending = False
+
+    def _prune_requests(self) -> None:
+        """Delete old terminal request statuses, at most every ``PRUNE_INTERVAL`` seconds."""
+        now = self.clock.monotonic()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL
+        if self.ledger.prune() >= PRUNE_BATCH:
+            self._next_prune = now  # more to go: again next pass
 
     def _spec_for(self, model: DesiredModel, instance_id: str) -> InstanceSpec:
         s = self.settings
@@ -310,6 +357,7 @@ class Controller:
             zk_quorum=s.zk_quorum,
             config_path=s.config_path,
             advertise_host=s.advertise_host,
+            bind_host=s.bind_host,
             start_timeout=s.start_timeout,
             ready_timeout=s.ready_timeout,
             drain_seconds=s.drain_seconds,

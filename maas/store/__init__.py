@@ -191,12 +191,35 @@ def supported_schemes() -> list[str]:
     return sorted(_SCHEMES)
 
 
+def check_store_uri(uri: str) -> str:
+    """``uri`` if it can name a store (supported scheme, a readable host and port); else a
+    :class:`StoreError` saying what is wrong with it. Cheap and offline: for validating input."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # urllib parses the port lazily and raises ValueError for "nn:abc"
+    except ValueError as exc:
+        raise StoreError(f"store URI {uri!r} is malformed: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES:
+        raise StoreError(f"unsupported store URI {uri!r}; supported schemes: {', '.join(supported_schemes())}")
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise StoreError(f"file store URI {uri!r} must not name a host")
+    elif not parts.hostname:
+        raise StoreError(f"store URI {uri!r} names no host")
+    elif port == 0:
+        raise StoreError(f"store URI {uri!r} has port 0")
+    return uri
+
+
 def open_store(uri: str, *, max_payload_bytes: int | None = None) -> ModelStore:
     """The store for ``uri``."""
-    factory = _SCHEMES.get(uri_scheme(uri))
-    if factory is None:
-        raise StoreError(f"unsupported store URI {uri!r}; supported schemes: {', '.join(supported_schemes())}")
-    store = factory(uri)
+    check_store_uri(uri)
+    factory = _SCHEMES[uri_scheme(uri)]
+    try:
+        store = factory(uri)
+    except ValueError as exc:  # whatever a backend's URI parsing refuses
+        raise StoreError(f"store URI {uri!r} is malformed: {exc}") from exc
     if max_payload_bytes is not None:
         store.max_payload_bytes = max_payload_bytes
     return store
@@ -208,6 +231,7 @@ def split_uri(path_or_uri: str, default_store: str) -> tuple[str, str]:
         return default_store, normalize_path(path_or_uri)
     from maas.store.file import FileStore
 
+    check_store_uri(path_or_uri)
     if uri_scheme(path_or_uri) == "file":
         # A full file URI names a payload directory; its parent directory serves as the store.
         full = Path(urlsplit(path_or_uri).path)

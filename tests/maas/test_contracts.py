@@ -19,11 +19,34 @@ from maas.store import normalize_path, split_uri
 
 
 def test_config_defaults_are_metrons_and_unknown_keys_survive() -> None:
-    cfg = MaasConfig.from_json(b'{"extraMetronKey": 1}')
+    cfg = MaasConfig.from_json(b'{"extraKey": 1}')
     raw = json.loads(cfg.to_json())
     assert raw["queue"] == "ZOOKEEPER" and raw["queueConfig"] == {"zk_path": "/maas/queue"}
     assert raw["serviceRoot"] == "/maas/service" and raw["stateRoot"] == "/maas/state"
-    assert raw["extraMetronKey"] == 1
+    assert raw["extraKey"] == 1
+
+
+def test_config_splits_into_metrons_keys_and_ours() -> None:
+    cfg = MaasConfig.from_json(b'{"storeUri": "file:///s", "extraKey": 1}')
+    main, ext = (json.loads(d) for d in cfg.znode_payloads())
+    # Exactly what Metron's strict (Jackson) MaaSConfig reader accepts.
+    assert main == {"queue": "ZOOKEEPER", "queueConfig": {"zk_path": "/maas/queue"}, "serviceRoot": "/maas/service"}
+    assert ext == {"stateRoot": "/maas/state", "storeUri": "file:///s", "launcher": "local", "maxPayloadMB": 4096,
+                   "extraKey": 1}
+    assert MaasConfig.from_znodes(*cfg.znode_payloads()) == cfg
+
+
+def test_config_reads_an_old_style_znode_and_the_ext_znode_wins() -> None:
+    old = b'{"queue":"ZOOKEEPER","serviceRoot":"/svc","stateRoot":"/old","storeUri":"file:///old"}'
+    assert MaasConfig.from_znodes(old, None).state_root == "/old"
+    merged = MaasConfig.from_znodes(old, b'{"storeUri": "file:///new"}')
+    assert (merged.service_root, merged.state_root, merged.store_uri) == ("/svc", "/old", "file:///new")
+    assert not MaasConfig.is_metron_only(old) and MaasConfig.is_metron_only(merged.znode_payloads()[0])
+
+
+def test_config_ext_znode_may_not_hold_metrons_keys() -> None:
+    with pytest.raises(ConfigError, match="serviceRoot belong in the config znode"):
+        MaasConfig.from_znodes(None, b'{"serviceRoot": "/x"}')
 
 
 @pytest.mark.parametrize("data, needle", [
@@ -109,3 +132,21 @@ def test_retry_backoff_deadline_with_fake_clock() -> None:
         retry(lambda: (_ for _ in ()).throw(OSError("x")), retry_on=(OSError,),
               backoff=Backoff(initial=1, jitter=0), deadline=5, clock=clock2)
     assert clock2.now <= 5
+
+
+def test_maas_service_reads_zk_root_from_maas_zk_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from maas.cli import main
+
+    monkeypatch.setenv("MAAS_ZK_ROOT", "/other/config")
+    ctx = main.make_context("maas_service", ["-zq", "127.0.0.1:1"])
+    assert ctx.params["config_path"] == "/other/config"
+
+
+@pytest.mark.parametrize("advertised, bind", [
+    ("127.0.0.1", "127.0.0.1"), ("127.0.0.2", "127.0.0.2"), ("localhost", "127.0.0.1"), ("::1", "::1"),
+    ("10.1.2.3", "0.0.0.0"), ("node7.example", "0.0.0.0"), ("fd00::5", "::"),
+])
+def test_services_listen_where_the_advertised_address_reaches_them(advertised: str, bind: str) -> None:
+    from maas.runner import bind_host_for
+
+    assert bind_host_for(advertised) == bind

@@ -168,3 +168,14 @@ def test_prober_counts_consecutive_failures_per_instance() -> None:
     assert prober.failures("a") == (1, "down")
     prober.update(running[1:])  # a is gone: forgotten
     assert prober.failures("a") == (0, None)
+
+
+def test_quarantined_model_is_neither_stopped_nor_started() -> None:
+    other = ModelKey("b", "1")
+    actual = [inst("a1"), inst("a2", InstanceState.STARTING), inst("a3", InstanceState.EXITED, reason="boom"),
+              inst("b1", name="b", version="1")]
+    actions = plan({other: desired(2, "b", "1")}, actual, {}, now=0, hold={KEY})
+    assert ForgetInstance(KEY, "a3", "boom") in actions  # the dead are still forgotten
+    assert not any(isinstance(a, StopInstance) and a.key == KEY for a in actions)
+    assert actions.count(StartInstance(desired(2, "b", "1"))) == 1
+    assert not any(isinstance(a, StartInstance) and a.model.key == KEY for a in actions)

@@ -242,3 +242,15 @@ def test_not_ready_before_warm_up(multi_payload: Path) -> None:
     with client:  # start-up warms the model up
         assert client.get("/v2/health/ready").status_code == 200
         assert client.post("/score", json={"features": [1, 2]}).status_code == 200
+
+
+def test_listen_and_announce_addresses_come_from_the_payload_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from model_server.settings import Settings
+
+    (tmp_path / "model.onnx").write_bytes(b"")
+    env = {"MAAS_PORT": "8000", "MAAS_BIND_HOST": "0.0.0.0", "MAAS_ADVERTISED_HOST": "10.1.2.3"}
+    settings = Settings.from_args(["--payload", str(tmp_path)], env)
+    assert settings.host == "0.0.0.0" and settings.public_url() == "http://10.1.2.3:8000"
+    explicit = Settings.from_args(["--payload", str(tmp_path), "--host", "127.0.0.1"], env)
+    assert explicit.public_url() == "http://127.0.0.1:8000"  # a flag wins; a concrete address is announced as is
+    assert Settings.from_args(["--payload", str(tmp_path)], {"MAAS_PORT": "1"}).public_url() == "http://127.0.0.1:1"
