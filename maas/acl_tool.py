@@ -48,14 +48,18 @@ def digest(user: str) -> None:
               help="JSON file: the identities of each role")
 @click.option("--store-uri", help="Model store URI written to the config znode")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]), help="Launcher written to the config znode")
-def apply(zk_quorum: str, config_path: str, policy_file: Path, store_uri: str | None, launcher: str | None) -> None:
+@click.option("--allowed-store", "allowed_stores", multiple=True, metavar="URI",
+              help="A store requests may take payloads from besides --store-uri (repeatable)")
+def apply(zk_quorum: str, config_path: str, policy_file: Path, store_uri: str | None, launcher: str | None,
+          allowed_stores: tuple[str, ...]) -> None:
     """Write the config znode and the ACL policy, and set the ACL of every MaaS znode."""
     try:
         policy = AclPolicy.from_json(policy_file.read_bytes(), source=str(policy_file))
         access = ZkAccess.from_environment()
         client = connect(zk_quorum, access=access)
         try:
-            counts = apply_cluster_policy(client, access, policy, config_path, store_uri=store_uri, launcher=launcher)
+            counts = apply_cluster_policy(client, access, policy, config_path, store_uri=store_uri, launcher=launcher,
+                                          allowed_stores=list(allowed_stores) or None)
         finally:
             client.stop()
             client.close()
@@ -66,7 +70,8 @@ def apply(zk_quorum: str, config_path: str, policy_file: Path, store_uri: str | 
 
 
 def apply_cluster_policy(client, access: ZkAccess, policy: AclPolicy, config_path: str, *,  # type: ignore[no-untyped-def]
-                         store_uri: str | None = None, launcher: str | None = None):
+                         store_uri: str | None = None, launcher: str | None = None,
+                         allowed_stores: list[str] | None = None):
     """The work of ``maas_acl apply`` on a connected administrator's client."""
     if access.credentials is None or access.credentials.identity not in policy.admin:
         # checked before the config is written, so a refused run changes nothing
@@ -74,8 +79,9 @@ def apply_cluster_policy(client, access: ZkAccess, policy: AclPolicy, config_pat
                           "would lock them out (set MAAS_ZK_AUTH_FILE to an administrator's file)")
     # Once the policy is in force only administrators write the config znodes: make sure they
     # exist (with the given settings), as a starting controller would.
-    overrides = {"store_uri": store_uri, "launcher": launcher}
-    config = ensure_config(client, config_path, overrides=overrides, write=bool(store_uri or launcher))
+    overrides = {"store_uri": store_uri, "launcher": launcher, "allowed_stores": allowed_stores}
+    config = ensure_config(client, config_path, overrides=overrides,
+                           write=any(v is not None for v in overrides.values()))
     layout = Layout.from_config(config)
     return apply_policy(client, policy, config_path, layout_kinds(layout, [config_path, ext_path(config_path)]),
                         credentials=access.credentials)

@@ -53,6 +53,9 @@ log = logging.getLogger("maas.service")
               help="ZooKeeper session timeout of the runners (and so how fast a dead runner's registration goes)")
 @click.option("--request-retention-days", type=float, default=7.0, show_default=True,
               help="Days a request's terminal status is kept (maas_deploy --wait reads it) before it is deleted")
+@click.option("--allowed-store", "allowed_stores", multiple=True, metavar="URI",
+              help="A store requests may take payloads from besides --store-uri (repeatable); written like "
+                   "--store-uri (docs/security.md)")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]),
               help="Launcher for the config (default: the config's, else local); written like --store-uri")
 @click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
@@ -75,6 +78,7 @@ def main(
     zk_quorum: str,
     config_path: str,
     store_uri: str | None,
+    allowed_stores: tuple[str, ...],
     write_config: bool,
     work_dir: Path,
     advertise_host: str,
@@ -133,14 +137,14 @@ def main(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
-        run(settings, store_uri, launcher, write_config=write_config)
+        run(settings, store_uri, launcher, write_config=write_config, allowed_stores=list(allowed_stores) or None)
     except MaasError as exc:
         click.echo(f"maas_service: {exc}", err=True)
         sys.exit(exc.exit_code)
 
 
 def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None,
-        *, write_config: bool = False) -> None:
+        *, write_config: bool = False, allowed_stores: list[str] | None = None) -> None:
     access = ZkAccess.from_environment()
     if not access.authenticated:
         log.warning("no ZooKeeper credentials configured (MAAS_ZK_AUTH_FILE): any client that reaches ZooKeeper "
@@ -149,7 +153,8 @@ def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: 
     try:
         use_policy(client, settings.config_path, "controller")
         config = ensure_config(client, settings.config_path,
-                               overrides={"store_uri": store_uri, "launcher": launcher_kind}, write=write_config)
+                               overrides={"store_uri": store_uri, "launcher": launcher_kind,
+                                          "allowed_stores": allowed_stores}, write=write_config)
         launcher = make_launcher(config, settings)
         controller = Controller(client, config, launcher, settings)
         done = threading.Event()

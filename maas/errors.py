@@ -31,6 +31,12 @@ class RequestError(MaasError):
     http_status = 400
 
 
+class StoreNotAllowed(RequestError):
+    """A request names a payload outside the allowed stores (``allowedStores``)."""
+
+    http_status = 403
+
+
 class PayloadError(MaasError):
     """A payload that breaks the payload contract (DESIGN.md §4)."""
 

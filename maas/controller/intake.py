@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NodeExistsError
@@ -31,7 +31,8 @@ from maas.controller.desired import DesiredModel, ModelKey, Unreadable, read_mod
 from maas.errors import CoordinationError, MaasError, RequestError
 from maas.payload import find_script
 from maas.request import Action, ModelRequest, RequestState, RequestStatus, parse_request
-from maas.store import open_store, split_uri
+from maas.store import open_store
+from maas.store.allowed import resolve_allowed
 from maas.zk import ZK_ERRORS, Layout, zk_error
 
 log = logging.getLogger(__name__)
@@ -66,10 +67,12 @@ class Intake:
         default_store: str,
         *,
         check_payload: PayloadCheck = check_payload_in_store,
+        allowed_stores: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.layout = layout
         self.default_store = default_store
+        self.allowed_stores: list[str] = list(allowed_stores)
         self.check_payload = check_payload
         #: Failed transactions per queue item (bounded: an item leaves the queue after MAX_ATTEMPTS).
         self._attempts: dict[str, int] = {}
@@ -188,7 +191,8 @@ class Intake:
             target = max(0, have - request.num_instances)
 
         if request.path and request.action is not Action.REMOVE:
-            store_uri, path = split_uri(request.path, self.default_store)
+            # the allowedStores rule comes first: nothing is read from a store it refuses
+            store_uri, path = resolve_allowed(request.path, self.default_store, self.allowed_stores)
             if current is None or (store_uri, path) != (current.store_uri, current.path):
                 self.check_payload(store_uri, path)
         elif current is not None:

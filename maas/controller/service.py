@@ -70,7 +70,7 @@ class Controller:
         self.launcher = launcher
         self.settings = settings
         self.clock = clock
-        self.intake = Intake(client, self.layout, config.store_uri)
+        self.intake = Intake(client, self.layout, config.store_uri, allowed_stores=config.allowed_stores)
         self.executor = Executor(
             launcher,
             self._spec_for,
@@ -144,6 +144,7 @@ class Controller:
         log.info("configuration changed: %s", config.to_json().decode())
         self.config = config
         self.intake.default_store = config.store_uri
+        self.intake.allowed_stores = list(config.allowed_stores)
         self.wake()
 
     def _on_zk_state(self, state: KazooState) -> None:
