@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import click
-from kazoo.exceptions import NoNodeError
+from kazoo.exceptions import NoAuthError, NoNodeError
 
 from maas.config import DEFAULT_CONFIG_PATH, ext_path
 from maas.errors import ConfigError, MaasError
@@ -105,6 +105,9 @@ def show(zk_quorum: str, config_path: str) -> None:
                 try:
                     acls, _ = client.get_acls(path)
                 except NoNodeError:
+                    continue
+                except NoAuthError:
+                    click.echo(f"{path}: (its ACL is not readable with these credentials)")
                     continue
                 except ZK_ERRORS as exc:
                     raise zk_error(f"cannot read the ACL of {path}", exc) from exc

@@ -21,7 +21,7 @@ from kazoo.recipe.queue import Queue
 from kazoo.security import Permissions
 
 from deploy_client.api import DeployClient
-from maas.config import DEFAULT_CONFIG_PATH
+from maas.config import DEFAULT_CONFIG_PATH, ext_path
 from maas.controller.service import Controller
 from maas.discovery import DiscoveryClient
 from maas.errors import AccessDenied
@@ -99,6 +99,31 @@ def test_the_policy_is_in_force(secured: Secured) -> None:
     assert by_id == {"admin-user": Permissions.ALL, "controller-user": Permissions.READ | Permissions.DELETE,
                      "deployer-user": Permissions.CREATE}
     assert read_policy(secured.client("reader"), DEFAULT_CONFIG_PATH) is not None
+    for znode in (DEFAULT_CONFIG_PATH, ext_path(DEFAULT_CONFIG_PATH), "/metron", "/maas"):
+        acl = {a.id.id.split(":")[0]: a.perms for a in admin.get_acls(znode)[0]}
+        assert acl["admin-user"] == Permissions.ALL
+        assert all(p == Permissions.READ for who, p in acl.items() if who != "admin-user"), (znode, acl)
+
+
+def test_maas_acl_show_prints_the_policy_and_acls(secured: Secured) -> None:
+    import os
+
+    def show(role: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "maas.acl_tool", "show", "-zq", secured.quorum],
+                              env={**os.environ, "MAAS_ZK_AUTH_FILE": str(secured.files[role])},
+                              capture_output=True, text=True, cwd=REPO, timeout=60)
+
+    result = show("admin")
+    assert result.returncode == 0, result.stderr
+    assert '"deployer": [' in result.stdout
+    assert any(line.startswith("/maas/queue: ") and "deployer-user" in line and "=create" in line
+               for line in result.stdout.splitlines()), result.stdout
+    reader = show("reader")
+    assert reader.returncode == 0, reader.stderr
+    assert "/maas/queue: (its ACL is not readable with these credentials)" in reader.stdout
+    anonymous = subprocess.run([sys.executable, "-m", "maas.acl_tool", "show", "-zq", secured.quorum],
+                               capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert anonymous.returncode == 9 and "not authorized" in anonymous.stderr
 
 
 @pytest.mark.parametrize("role", [None, "reader"])
