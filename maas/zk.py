@@ -71,7 +71,12 @@ def connect(
     )
     try:
         client.start(timeout=timeout)
+        if access.credentials is not None and access.credentials.scheme == "sasl":
+            # kazoo reports CONNECTED before the SASL exchange ends; a first call waits for its
+            # outcome, so refused credentials fail here rather than at some later call.
+            client.exists("/")
     except ZK_ERRORS as exc:
+        client.stop()
         client.close()
         raise zk_error(f"cannot connect to ZooKeeper at {quorum} ({access.describe()})", exc) from exc
     return client
