@@ -70,6 +70,8 @@ log = logging.getLogger("maas.service")
 @click.option("--model-tls-key", type=click.Path(path_type=Path, dir_okay=False), help="Its PEM private key")
 @click.option("--model-ca-file", type=click.Path(path_type=Path, dir_okay=False),
               help="CA bundle that verifies model services' certificates (default: the system's)")
+@click.option("--k8s-secret", help="Secret mounted read-only at /etc/maas/secrets in instance pods, for "
+              "--runner-zk-auth-file and --model-* paths there (docs/security.md)")
 @click.option("--runner-zk-auth-file", type=click.Path(path_type=Path, dir_okay=False),
               help="ZooKeeper credentials file of the runners (default: the controller's own; docs/security.md)")
 @click.option("--log-level", default="INFO", show_default=True,
@@ -101,6 +103,7 @@ def main(
     model_tls_cert: Path | None,
     model_tls_key: Path | None,
     model_ca_file: Path | None,
+    k8s_secret: str | None,
     runner_zk_auth_file: Path | None,
     log_level: str,
 ) -> None:
@@ -133,6 +136,7 @@ def main(
             model_tls_key=model_tls_key,
             model_ca_file=model_ca_file,
             runner_zk_auth_file=runner_zk_auth_file,
+            k8s_secret=k8s_secret,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

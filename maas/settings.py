@@ -39,6 +39,8 @@ class ServiceSettings(BaseModel):
     k8s_image: str = Field("maas-runner:latest", min_length=1, description="Image with the runner and model_server")
     kubeconfig: Path | None = Field(None, description="Kubeconfig file; None: in-cluster config")
     k8s_pending_timeout: float = Field(300.0, gt=0, description="Seconds a pod may stay Pending before it is replaced")
+    k8s_secret: str | None = Field(None, min_length=1, description="Secret mounted read-only at /etc/maas/secrets "
+                                                                   "in instance pods (credentials, model token)")
     # Authenticated model endpoints (docs/security.md): paths handed to every instance.
     model_token_file: Path | None = Field(None, description="Bearer tokens model services accept (one per line)")
     model_tls_cert: Path | None = Field(None, description="PEM certificate model services serve HTTPS with")

@@ -151,8 +151,8 @@ class ZkAccess(BaseModel):
         except ValueError as exc:
             # The message names the position only: the file's text may hold the password.
             raise ConfigError(f"{source}: not valid JSON (line {getattr(exc, 'lineno', '?')})") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning("%s is readable by other users than its owner; chmod 600 it", source)
+        if mode & stat.S_IRWXO:
+            log.warning("%s is readable by every user of this machine; chmod 600 it", source)
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: expected a JSON object")
         credentials = _validated(ZkCredentials, raw, source)

@@ -68,6 +68,8 @@ DATA_DIR = "/var/lib/maas"
 INSTANCE_DIR = f"{DATA_DIR}/instance"
 CACHE_DIR = f"{DATA_DIR}/cache"
 SPEC_ENV = "MAAS_INSTANCE_SPEC"
+#: Where ``--k8s-secret`` is mounted in runner pods.
+SECRETS_DIR = "/etc/maas/secrets"
 #: The image's non-root user (see the Dockerfile).
 RUNNER_UID = 10001
 #: Seconds past the runner's own drain + stop grace before the kubelet SIGKILLs the pod, so the
@@ -122,8 +124,13 @@ def cpu_quantity(cpu: float) -> str:
 
 
 # -- the pod -------------------------------------------------------------------------------------
-def build_pod(spec: InstanceSpec, *, namespace: str, image: str) -> k8s.V1Pod:
-    """The pod that runs one instance."""
+def build_pod(spec: InstanceSpec, *, namespace: str, image: str, secret: str | None = None) -> k8s.V1Pod:
+    """The pod that runs one instance; ``secret`` names a Secret mounted read-only at
+    :data:`SECRETS_DIR` (the runner's ZooKeeper credentials, the model token and certificate:
+    docs/security.md), for the spec's file paths to point into."""
+    secret_mounts = [k8s.V1VolumeMount(name="secrets", mount_path=SECRETS_DIR, read_only=True)] if secret else []
+    secret_volumes = [k8s.V1Volume(name="secrets", secret=k8s.V1SecretVolumeSource(
+        secret_name=secret, default_mode=0o440))] if secret else []
     pod_spec_json = spec.model_copy(update={"cache_dir": CACHE_DIR}).model_dump_json()
     quantities: dict[str, str] = {}
     if spec.memory > 0:
@@ -160,6 +167,7 @@ def build_pod(spec: InstanceSpec, *, namespace: str, image: str) -> k8s.V1Pod:
         volume_mounts=[
             k8s.V1VolumeMount(name="data", mount_path=DATA_DIR),
             k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+            *secret_mounts,
         ],
         # The runner logs why it failed as its last line: it becomes the termination message.
         termination_message_policy="FallbackToLogsOnError",
@@ -203,6 +211,7 @@ def build_pod(spec: InstanceSpec, *, namespace: str, image: str) -> k8s.V1Pod:
             volumes=[
                 k8s.V1Volume(name="data", empty_dir=k8s.V1EmptyDirVolumeSource()),
                 k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource()),
+                *secret_volumes,
             ],
         ),
     )
@@ -382,8 +391,10 @@ class KubernetesLauncher(Launcher):
         attempts: int = 3,
         backoff: Backoff = API_BACKOFF,
         owns_client: bool = False,
+        secret: str | None = None,
     ) -> None:
         self.api_client = api_client
+        self.secret = secret
         self.api = k8s.CoreV1Api(api_client)
         self.namespace = namespace
         self.image = image
@@ -418,6 +429,7 @@ class KubernetesLauncher(Launcher):
             pending_timeout=settings.k8s_pending_timeout,
             clock=clock,
             owns_client=owns,
+            secret=settings.k8s_secret,
         )
 
     # -- API calls ----------------------------------------------------------------------------
@@ -463,7 +475,7 @@ class KubernetesLauncher(Launcher):
     def start(self, spec: InstanceSpec) -> None:
         if spec.instance_id in self._tracked:
             raise LauncherError(f"instance {spec.instance_id} already exists")
-        pod = build_pod(spec, namespace=self.namespace, image=self.image)
+        pod = build_pod(spec, namespace=self.namespace, image=self.image, secret=self.secret)
         name = _name(pod)
         created = self._call(
             f"create pod {name} in namespace {self.namespace}",

@@ -80,7 +80,7 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 
 def test_a_file_others_can_read_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ZkAccess.from_file(write(tmp_path / "c.json", {"user": "u", "password": PASSWORD}, mode=0o644))
-    assert "readable by other users" in caplog.text and PASSWORD not in caplog.text
+    assert "readable by every user" in caplog.text and PASSWORD not in caplog.text
 
 
 def policy() -> AclPolicy:
