@@ -55,9 +55,14 @@ class EndpointCredentials:
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
     @property
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """A context trusting the CA bundle; None: the system's trust store."""
+        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file is not None else None
+
+    @property
     def verify(self) -> ssl.SSLContext | bool:
-        """httpx's ``verify``: a context trusting the CA bundle, or True (the system's trust store)."""
-        return ssl.create_default_context(cafile=str(self.ca_file)) if self.ca_file is not None else True
+        """httpx's ``verify``: :attr:`ssl_context`, or True (the system's trust store)."""
+        return self.ssl_context or True
 
     def http_options(self) -> dict[str, Any]:
         """Keyword arguments for ``httpx.Client``."""
