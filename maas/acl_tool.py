@@ -15,12 +15,13 @@ import sys
 from pathlib import Path
 
 import click
+from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NoNodeError
 
 from maas.config import DEFAULT_CONFIG_PATH, ext_path
 from maas.errors import ConfigError, MaasError
 from maas.zk import ZK_ERRORS, Layout, connect, ensure_config, read_config, zk_error
-from maas.zkauth import AclPolicy, ZkAccess, apply_policy, digest_identity, layout_kinds, policy_path, read_policy
+from maas.zkauth import AclPolicy, Kind, ZkAccess, apply_policy, digest_identity, layout_kinds, policy_path, read_policy
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,9 +70,9 @@ def apply(zk_quorum: str, config_path: str, policy_file: Path, store_uri: str | 
     click.echo("ACLs set: " + ", ".join(f"{n} {kind.value}" for kind, n in sorted(counts.items(), key=lambda kv: kv[0].value)))
 
 
-def apply_cluster_policy(client, access: ZkAccess, policy: AclPolicy, config_path: str, *,  # type: ignore[no-untyped-def]
+def apply_cluster_policy(client: KazooClient, access: ZkAccess, policy: AclPolicy, config_path: str, *,
                          store_uri: str | None = None, launcher: str | None = None,
-                         allowed_stores: list[str] | None = None):
+                         allowed_stores: list[str] | None = None) -> dict[Kind, int]:
     """The work of ``maas_acl apply`` on a connected administrator's client."""
     if access.credentials is None or access.credentials.identity not in policy.admin:
         # checked before the config is written, so a refused run changes nothing
