@@ -111,6 +111,8 @@ def print_statuses(client: DeployClient, name: str | None, version: str | None) 
         if (name and st.name != name) or (version and st.version != version):
             continue
         error = st.last_error or ""
+        if st.last_logs:
+            error = f"{error} [logs: {st.last_logs}]"
         if st.backoff_seconds:
             error = f"[next start in {st.backoff_seconds:.0f}s] {error}"
         rows.append((st.name, st.version, str(st.desired), str(st.running), str(st.ready), str(st.restarts), error))

@@ -4,7 +4,9 @@
 file, by name). With ``follow`` it then keeps polling, like ``tail -F``: lines appended to a file,
 new files in a directory, a file replaced (rotated) or truncated read again from its start. A line
 is only taken once its newline is written (a last line without one is taken at the end of a
-non-followed input).
+non-followed input). A line longer than ``max_line_bytes`` (1 MiB) is not buffered: it becomes one
+error record (``parser_error``, naming where it starts) and is skipped up to its newline, so a
+writer that never ends its line cannot grow the reader's memory.
 
 :func:`batches` reads the lines on a thread of its own and groups them: a batch is yielded when it
 holds ``batch_size`` lines or ``linger`` seconds after its first line arrived, whichever is first
@@ -29,6 +31,7 @@ __all__ = ["LineReader", "batches"]
 
 STDIN = "-"
 CHUNK = 1 << 20  # bytes read from a file at a time
+MAX_LINE_BYTES = 1 << 20  # longest line taken as an event
 
 
 @dataclass
@@ -41,11 +44,13 @@ class _Tail:
     offset: int = 0
     number: int = 0  # lines taken so far
     partial: bytes = b""
+    max_line: int = MAX_LINE_BYTES
+    skipping: bool = False  # inside an overlong line: discard up to its newline
 
     @classmethod
-    def open(cls, path: Path) -> _Tail:
+    def open(cls, path: Path, max_line: int = MAX_LINE_BYTES) -> _Tail:
         handle = open(path, "rb")
-        return cls(path, handle, _ident(os.fstat(handle.fileno())))
+        return cls(path, handle, _ident(os.fstat(handle.fileno())), max_line=max_line)
 
     def read(self, final: bool = False) -> Iterator[Line]:
         """Complete lines written since the last read, a chunk at a time (and, when ``final``, a
@@ -54,11 +59,20 @@ class _Tail:
             chunk = self.handle.read(CHUNK)
             if chunk:
                 self.offset += len(chunk)
-                *complete, self.partial = (self.partial + chunk).split(b"\n")
+                *complete, rest = (self.partial + chunk).split(b"\n")
                 for raw in complete:
+                    if self.skipping:  # the end of an overlong line, reported already
+                        self.skipping = False
+                        continue
                     line = self._line(raw)
                     if line is not None:
                         yield line
+                if self.skipping:
+                    rest = b""
+                elif len(rest) > self.max_line:
+                    yield self._too_long()
+                    self.skipping, rest = True, b""
+                self.partial = rest
             if len(chunk) < CHUNK:
                 break
         if final and self.partial:
@@ -69,7 +83,13 @@ class _Tail:
 
     def _line(self, raw: bytes) -> Line | None:
         self.number += 1
+        if len(raw) > self.max_line:
+            return Line("", f"{self.path}:{self.number}", _too_long(self.max_line))
         return _decode(raw, f"{self.path}:{self.number}")
+
+    def _too_long(self) -> Line:
+        self.number += 1
+        return Line("", f"{self.path}:{self.number}", _too_long(self.max_line))
 
     def replaced(self) -> bool:
         """The path now names another file (rotation) or this one shrank (truncation)."""
@@ -86,9 +106,14 @@ class _Tail:
         self.offset = 0
         self.number = 0
         self.partial = b""
+        self.skipping = False
 
     def close(self) -> None:
         self.handle.close()
+
+
+def _too_long(limit: int) -> str:
+    return f"the line is longer than {limit} bytes; skipped"
 
 
 def _ident(st: os.stat_result) -> tuple[int, int]:
@@ -111,7 +136,8 @@ class LineReader:
     """The lines of ``inputs`` (paths of files or directories, or ``-`` for stdin), in order."""
 
     def __init__(self, inputs: Sequence[str | Path], *, follow: bool = False, poll_interval: float = 0.25,
-                 stop: threading.Event | None = None, stdin: BinaryIO | None = None) -> None:
+                 stop: threading.Event | None = None, stdin: BinaryIO | None = None,
+                 max_line_bytes: int = MAX_LINE_BYTES) -> None:
         self.inputs = [str(i) for i in inputs] or [STDIN]
         if STDIN in self.inputs and len(self.inputs) > 1:
             raise ValueError("stdin ('-') cannot be read together with files or directories")
@@ -122,6 +148,7 @@ class LineReader:
         self.poll_interval = poll_interval
         self.stop = stop or threading.Event()
         self.stdin = stdin
+        self.max_line_bytes = max_line_bytes
 
     def __iter__(self) -> Iterator[Line]:
         if self.inputs == [STDIN]:
@@ -140,7 +167,7 @@ class LineReader:
                             ident = _ident(st)
                             if ident in reading or drained.get(ident) == st.st_size:
                                 continue  # a file we read under another name (rotated away)
-                            tails[path] = _Tail.open(path)
+                            tails[path] = _Tail.open(path, self.max_line_bytes)
                         except FileNotFoundError:
                             continue
                 for path, tail in list(tails.items()):
@@ -178,7 +205,14 @@ class LineReader:
         return found
 
     def _stream(self, stream: BinaryIO, name: str) -> Iterator[Line]:
-        for number, raw in enumerate(stream, start=1):
+        number = 0
+        while raw := stream.readline(self.max_line_bytes + 1):  # bounded: never a whole endless line
+            number += 1
+            if len(raw) > self.max_line_bytes and not raw.endswith(b"\n"):
+                yield Line("", f"{name}:{number}", _too_long(self.max_line_bytes))
+                while (rest := stream.readline(CHUNK)) and not rest.endswith(b"\n"):
+                    pass  # the rest of the overlong line
+                continue
             line = _decode(raw.rstrip(b"\n"), f"{name}:{number}")
             if line is not None:
                 yield line

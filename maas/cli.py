@@ -21,7 +21,7 @@ from maas.controller.service import Controller
 from maas.errors import MaasError
 from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
-from maas.zk import connect, ensure_config
+from maas.zk import Layout, connect, ensure_config, installation_id
 from maas.zkauth import ZkAccess, use_policy
 
 log = logging.getLogger("maas.service")
@@ -56,6 +56,10 @@ log = logging.getLogger("maas.service")
 @click.option("--allowed-store", "allowed_stores", multiple=True, metavar="URI",
               help="A store requests may take payloads from besides --store-uri (repeatable); written like "
                    "--store-uri (docs/security.md)")
+@click.option("--keep-exited", type=click.IntRange(0, 1000), default=5, show_default=True,
+              help="Exited instances per model whose logs are kept (local: their directory; Kubernetes: their pod)")
+@click.option("--cache-max-mb", type=click.IntRange(1), default=10240, show_default=True,
+              help="Bound on each node's payload cache; least recently used payloads are evicted")
 @click.option("--launcher", type=click.Choice(["local", "kubernetes"]),
               help="Launcher for the config (default: the config's, else local); written like --store-uri")
 @click.option("--k8s-namespace", default="maas", show_default=True, help="Namespace of instance pods")
@@ -94,6 +98,8 @@ def main(
     restart_backoff_max: float,
     session_timeout: float,
     request_retention_days: float,
+    keep_exited: int,
+    cache_max_mb: int,
     launcher: str | None,
     k8s_namespace: str,
     k8s_image: str,
@@ -127,6 +133,8 @@ def main(
             restart_backoff_max=restart_backoff_max,
             zk_session_timeout=session_timeout,
             request_retention_days=request_retention_days,
+            keep_exited=keep_exited,
+            cache_max_mb=cache_max_mb,
             k8s_namespace=k8s_namespace,
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,
@@ -159,7 +167,8 @@ def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: 
         config = ensure_config(client, settings.config_path,
                                overrides={"store_uri": store_uri, "launcher": launcher_kind,
                                           "allowed_stores": allowed_stores}, write=write_config)
-        launcher = make_launcher(config, settings)
+        installation = installation_id(client, Layout.from_config(config)) if config.launcher == "kubernetes" else None
+        launcher = make_launcher(config, settings, installation=installation)
         controller = Controller(client, config, launcher, settings)
         done = threading.Event()
 

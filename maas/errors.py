@@ -51,6 +51,10 @@ class StoreError(MaasError):
     http_status = 502
 
 
+class StoreNotFound(StoreError):
+    """The store answered that a path does not exist (and nothing else went wrong)."""
+
+
 class LauncherError(MaasError):
     """Starting, stopping or listing instances failed."""
 

@@ -44,6 +44,8 @@ class InstanceSpec(BaseModel):
     zk_session_timeout: float = 10.0
     #: The node's payload cache directory (None: download every time).
     cache_dir: str | None = None
+    #: Bound on the node cache's total size (least recently used payloads are evicted).
+    cache_max_bytes: int = 10 << 30
     #: Refuse payloads larger than this many bytes.
     max_payload_bytes: int | None = None
     #: Authenticated model endpoints: file paths given to the payload (never the secrets themselves).
@@ -73,6 +75,8 @@ class Instance:
     started_at: float  # monotonic
     running_since: float | None = None
     stop_requested: bool = False
+    #: Asked to stop, and still not gone past its grace: the plan kills it.
+    stop_overdue: bool = False
     reason: str | None = None
     url: str | None = None
     #: Consecutive failed health checks, and the last one's reason (filled in by the prober).

@@ -16,6 +16,7 @@ class ModelStatus(BaseModel):
     ready: int = Field(0, description="Instances registered and serving")
     restarts: int = Field(0, description="Failed starts, crashes and health-check kills")
     last_error: str | None = None
+    last_logs: str | None = Field(None, description="Where the logs of the instance behind last_error are")
     backoff_seconds: float | None = Field(None, description="Seconds until the next start is allowed")
     updated: float = Field(default_factory=time.time)
 

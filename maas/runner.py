@@ -34,6 +34,8 @@ from kazoo.exceptions import NodeExistsError, NoNodeError
 from maas.endpoint_auth import EndpointCredentials
 from maas.errors import CoordinationError, MaasError, PayloadError
 from maas.instance import InstanceSpec, write_json_atomic
+from maas.logfiles import OutputPump, rotating_handler, tail
+from maas.process import ProcessIdentity
 from maas.payload import EndpointInfo, find_script, read_endpoint
 from maas.payload_env import payload_environment
 from maas.probe import check_http
@@ -87,11 +89,7 @@ def _die_with_parent() -> None:
 
 
 def _tail(path: Path, limit: int = STDERR_TAIL) -> str:
-    try:
-        data = path.read_bytes()[-limit:]
-    except OSError:
-        return ""
-    return data.decode("utf-8", "replace").strip()
+    return tail(path, limit)
 
 
 class Runner:
@@ -108,12 +106,16 @@ class Runner:
         self.client: KazooClient | None = None
         self.endpoint: Endpoint | None = None
         self.reg_path: str | None = None
+        self.pumps: list[OutputPump] = []
+        self.service_identity: ProcessIdentity | None = None
 
     # -- status -----------------------------------------------------------------------------
     def report(self, state: str, **extra: Any) -> None:
         data = {"state": state, "time": time.time(), "runner_pid": os.getpid()}
         if self.proc is not None:
             data["service_pid"] = self.proc.pid
+            if self.service_identity is not None:
+                data["service"] = self.service_identity.to_dict()
         data.update(extra)
         write_json_atomic(self.status_path, data)
 
@@ -164,7 +166,7 @@ class Runner:
         store = open_store(self.spec.store_uri, max_payload_bytes=self.spec.max_payload_bytes)
         self.workdir.mkdir(parents=True, exist_ok=True)
         if self.spec.cache_dir:
-            PayloadCache(Path(self.spec.cache_dir)).localize(store, self.spec.path, self.workdir)
+            PayloadCache(Path(self.spec.cache_dir), max_bytes=self.spec.cache_max_bytes).localize(store, self.spec.path, self.workdir)
         else:
             store.download(self.spec.path, self.workdir)
         files = [str(p.relative_to(self.workdir)) for p in self.workdir.rglob("*") if p.is_file()]
@@ -191,24 +193,24 @@ class Runner:
             self.spec.env,
             path_prefix=str(Path(sys.executable).parent),
         )
-        stdout = open(self.dir / "service.out.log", "ab")
-        stderr = open(self.dir / "service.err.log", "ab")
         try:
             self.proc = subprocess.Popen(
                 ["/bin/bash", script],
                 cwd=self.workdir,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             raise PayloadError(f"cannot run {script}: {exc}") from exc
-        finally:
-            stdout.close()
-            stderr.close()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        # The service's output goes through the runner into size-bounded, rotated files.
+        self.pumps = [OutputPump(self.proc.stdout, self.dir / "service.out.log").start(),
+                      OutputPump(self.proc.stderr, self.dir / "service.err.log").start()]
+        self.service_identity = ProcessIdentity.of(self.proc.pid)
         self.report("starting", port=port)
         info = self._wait_for_endpoint(script)
         if info is None:
@@ -228,6 +230,7 @@ class Runner:
         assert self.proc is not None
         code = self.proc.poll()
         if code is not None:
+            self._drain_pumps()
             tail = _tail(self.dir / "service.err.log")
             raise PayloadError(f"{what} exited with code {code}" + (f"; stderr: {tail}" if tail else ""))
 
@@ -332,6 +335,7 @@ class Runner:
             code = self.proc.poll()
             if code is not None:
                 self.deregister()
+                self._drain_pumps()
                 tail = _tail(self.dir / "service.err.log")
                 reason = f"service exited with code {code}" + (f"; stderr: {tail}" if tail else "")
                 self.report("exited", reason=reason, exit_code=code)
@@ -350,6 +354,11 @@ class Runner:
         self.stop_service()
         self.report("stopped")
         return 0
+
+    def _drain_pumps(self) -> None:
+        """Let the output pumps write what the exited service left in its pipes."""
+        for pump in self.pumps:
+            pump.join()
 
     def stop_service(self) -> None:
         """SIGTERM the service's process group; SIGKILL it after the grace period."""
@@ -376,11 +385,14 @@ class Runner:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m maas.runner", description=__doc__.split("\n\n")[0])
     parser.add_argument("--instance-dir", required=True, type=Path)
+    parser.add_argument("--log-file", type=Path,
+                        help="Write the runner's log here, rotated by size (default: standard error)")
     parser.add_argument("--spec-from-env", metavar="VAR",
                         help="Read the instance spec (JSON) from this environment variable instead of DIR/spec.json "
                              "(how a Kubernetes pod receives it)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers = [rotating_handler(args.log_file)] if args.log_file else None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", handlers=handlers)
     for noisy in ("kazoo", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     instance_dir: Path = args.instance_dir.resolve()

@@ -33,6 +33,8 @@ class ServiceSettings(BaseModel):
     probe_interval: float = Field(2.0, gt=0, description="Mean seconds between health checks (jittered ±25%)")
     probe_failures: int = Field(3, ge=1, description="Consecutive failed health checks before replacement")
     request_retention_days: float = Field(7.0, gt=0, description="Days a terminal request status is kept")
+    keep_exited: int = Field(5, ge=0, le=1000, description="Exited instances per model whose logs are kept")
+    cache_max_mb: int = Field(10240, ge=1, description="Bound on each node's payload cache (LRU eviction)")
     zk_session_timeout: float = Field(10.0, ge=2, le=60, description="Runners' ZooKeeper session timeout")
     # Kubernetes launcher (used when the config znode's "launcher" is "kubernetes").
     k8s_namespace: str = Field("maas", min_length=1, description="Namespace of the instance pods")

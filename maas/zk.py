@@ -11,7 +11,9 @@ and uses TLS when configured. Kazoo errors are translated here into
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -132,9 +134,31 @@ class Layout:
     def registration(self, name: str, instance_id: str) -> str:
         return f"{self.service_root}/{name}/{instance_id}"
 
+    @property
+    def installation(self) -> str:
+        """The installation id: a random id written once, naming this MaaS's resources elsewhere
+        (the Kubernetes launcher's pod label)."""
+        return f"{self.state_root}/installation"
+
     def ensure(self, client: KazooClient) -> None:
         for path in (self.queue, self.service_root, self.models, self.requests, self.pending_index, self.statuses):
             client.ensure_path(path)
+
+
+def installation_id(client: KazooClient, layout: Layout) -> str:
+    """This installation's id (``<stateRoot>/installation``), created by the first caller."""
+    try:
+        try:
+            client.create(layout.installation, uuid.uuid4().hex.encode(), makepath=True)
+        except NodeExistsError:
+            pass
+        data, _ = client.get(layout.installation)
+    except ZK_ERRORS as exc:
+        raise zk_error(f"cannot read the installation id {layout.installation}", exc) from exc
+    value = data.decode("ascii", "replace").strip()
+    if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?", value):
+        raise ConfigError(f"{layout.installation} holds {value!r}, which is not a valid installation id")
+    return value
 
 
 def _get_optional(client: KazooClient, path: str) -> tuple[bytes | None, int]:

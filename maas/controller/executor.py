@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from maas.clock import Clock
 from maas.controller.desired import DesiredModel, ModelKey
-from maas.controller.plan import Action, ForgetInstance, Health, StartInstance, StopInstance
+from maas.controller.plan import Action, ForgetInstance, Health, KillInstance, StartInstance, StopInstance
 from maas.errors import MaasError
 from maas.instance import Instance, InstanceSpec, InstanceState
 from maas.launcher import Launcher
@@ -70,19 +70,24 @@ class Executor:
             if action.failure:
                 self.record_failure(action.key, action.reason)
             self.launcher.stop(action.instance_id)
+        elif isinstance(action, KillInstance):
+            log.warning("instance %s of %s did not stop in time; killing it", action.instance_id, action.key)
+            self.launcher.kill(action.instance_id)
         elif isinstance(action, ForgetInstance):
             if action.failure is not None:
-                log.warning("instance %s of %s failed: %s", action.instance_id, action.key, action.failure)
-                self.record_failure(action.key, action.failure)
+                logs = self.launcher.logs_hint(action.instance_id)
+                log.warning("instance %s of %s failed: %s%s", action.instance_id, action.key, action.failure,
+                            f" (logs: {logs})" if logs else "")
+                self.record_failure(action.key, action.failure, logs=logs)
             self.launcher.forget(action.instance_id)
 
-    def record_failure(self, key: ModelKey, reason: str) -> None:
+    def record_failure(self, key: ModelKey, reason: str, *, logs: str | None = None) -> None:
         previous = self.health.get(key, Health())
         now = self.clock.monotonic()
         delay = self.backoff.delay(previous.failures, self.rng)
         self.health[key] = Health(
             failures=previous.failures + 1, restarts=previous.restarts + 1, retry_at=now + delay,
-            last_error=reason, last_failure_at=now,
+            last_error=reason, last_failure_at=now, last_logs=logs,
         )
         log.info("%s: %d consecutive failure(s); next start in %.1fs", key, previous.failures + 1, delay)
 
@@ -95,4 +100,5 @@ class Executor:
             key = ModelKey(inst.name, inst.version)
             h = self.health.get(key)
             if h is not None and h.failures and now - inst.running_since >= self.stable_after:
-                self.health[key] = Health(restarts=h.restarts, last_error=h.last_error, last_failure_at=h.last_failure_at)
+                self.health[key] = Health(restarts=h.restarts, last_error=h.last_error, last_failure_at=h.last_failure_at,
+                                          last_logs=h.last_logs)

@@ -119,7 +119,7 @@ class Intake:
         except CoordinationError:
             raise  # ZooKeeper trouble: the item stays, the next pass tries again
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot apply queue item {item}: {describe(exc)}") from exc
+            raise zk_error(f"cannot apply queue item {item}", exc) from exc
         except Exception as exc:  # one request's failure never blocks the queue
             if isinstance(exc, MaasError):
                 reason = str(exc)

@@ -19,6 +19,8 @@ class Health:
     retry_at: float = 0.0  # no new start before this (monotonic) time
     last_error: str | None = None
     last_failure_at: float | None = None
+    #: Where the logs of the instance behind ``last_error`` are (a path, a ``kubectl logs`` line).
+    last_logs: str | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,14 @@ class StopInstance:
 
 
 @dataclass(frozen=True)
+class KillInstance:
+    """An instance asked to stop did not within its grace: force it."""
+
+    key: ModelKey
+    instance_id: str
+
+
+@dataclass(frozen=True)
 class ForgetInstance:
     """An instance is gone; ``failure`` is set when it was not asked to stop."""
 
@@ -43,7 +53,7 @@ class ForgetInstance:
     failure: str | None
 
 
-Action = Union[StartInstance, StopInstance, ForgetInstance]
+Action = Union[StartInstance, StopInstance, KillInstance, ForgetInstance]
 
 _STOP_PREFERENCE = {InstanceState.STARTING: 0, InstanceState.RUNNING: 1}
 
@@ -60,6 +70,7 @@ def plan(
     """Actions that move ``actual`` towards ``desired``.
 
     - exited instances are forgotten (a failure if nobody asked them to stop);
+    - stopping instances past their stop deadline are killed;
     - running instances that failed ``max_probe_failures`` health checks in a row are stopped
       (a failure) and no longer count;
     - missing instances are started, unless the model is backing off after failures (or has
@@ -78,6 +89,8 @@ def plan(
             actions.append(ForgetInstance(key, inst.instance_id, failure))
             if failure is not None:
                 just_failed.add(key)  # its backoff is decided once the failure is recorded
+        elif inst.state is InstanceState.STOPPING and inst.stop_overdue:
+            actions.append(KillInstance(key, inst.instance_id))
         elif key in hold:
             continue
         elif inst.state is InstanceState.RUNNING and inst.probe_failures >= max_probe_failures:

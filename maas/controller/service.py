@@ -26,6 +26,7 @@ from maas.controller.intake import Intake
 from maas.controller.ledger import PRUNE_BATCH, RequestLedger
 from maas.controller.plan import plan
 from maas.controller.prober import Prober
+from maas.discovery import DiscoveryClient
 from maas.errors import MaasError
 from maas.instance import Instance, InstanceSpec, InstanceState
 from maas.launcher import Launcher
@@ -91,6 +92,8 @@ class Controller:
         self._resync_pending = False
         self._published: dict[ModelKey, ModelStatus] = {}
         self._quarantined: dict[ModelKey, str] = {}
+        #: Registrations, followed once some instance's URL is known only from them.
+        self._discovery: DiscoveryClient | None = None
         self.leading = threading.Event()
         self._config_watch = ConfigWatch(client, settings.config_path, self.apply_config)
         client.add_listener(self._on_zk_state)
@@ -127,6 +130,8 @@ class Controller:
         if election is not None:
             election.cancel()
         self.prober.stop()
+        if self._discovery is not None:
+            self._discovery.close()
 
     def apply_config(self, config: MaasConfig) -> None:
         """Take a changed configuration: the store and payload limit apply from the next request
@@ -237,14 +242,27 @@ class Controller:
         self._quarantined = {k: b.reason for k, b in unreadable.items()}
 
     def _observe(self) -> list[Instance]:
-        """The launcher's instances, with the prober's health-check counts."""
-        instances = self.launcher.instances()
+        """The launcher's instances, with their registered URL where the launcher cannot know it
+        (a pod's port is chosen inside the pod) and the prober's health-check counts."""
+        instances = self._with_registered_urls(self.launcher.instances())
         self.prober.update(instances)
         result = []
         for inst in instances:
             failures, reason = self.prober.failures(inst.instance_id)
             result.append(replace(inst, probe_failures=failures, probe_reason=reason) if failures else inst)
         return result
+
+    def _with_registered_urls(self, instances: list[Instance]) -> list[Instance]:
+        if all(i.url for i in instances if i.state is InstanceState.RUNNING):
+            return instances
+        if self._discovery is None:
+            try:
+                self._discovery = DiscoveryClient(self.client, self.layout.service_root)
+            except ZK_ERRORS as exc:
+                log.warning("cannot follow registrations to probe instances: %s", describe(exc))
+                return instances
+        urls = {e.instance_id: e.url for e in self._discovery.all()}
+        return [replace(i, url=urls[i.instance_id]) if not i.url and i.instance_id in urls else i for i in instances]
 
     def _publish_statuses(self, desired: dict[ModelKey, DesiredModel], instances: list[Instance],
                           unreadable: dict[ModelKey, Unreadable] | None = None) -> None:
@@ -269,6 +287,7 @@ class Controller:
                 restarts=health.restarts if health else 0,
                 last_error=(f"{unreadable[key].reason}: quarantined, instances left as they are"
                             if key in unreadable else health.last_error if health else None),
+                last_logs=health.last_logs if health and key not in unreadable else None,
                 backoff_seconds=round(health.retry_at - now, 1) if health and health.retry_at > now else None,
             )
             if status.same_as(self._published.get(key)):
@@ -365,6 +384,7 @@ class Controller:
             stop_grace=s.stop_grace,
             zk_session_timeout=s.zk_session_timeout,
             cache_dir=str(s.work_dir.resolve() / "cache"),
+            cache_max_bytes=s.cache_max_mb << 20,
             max_payload_bytes=self.config.max_payload_bytes,
             model_token_file=_path(s.model_token_file),
             tls_cert_file=_path(s.model_tls_cert),

@@ -1,5 +1,8 @@
 """Launchers start, stop and observe model instances. The controller talks to one through
-:class:`Launcher`; ``local`` runs each instance as a runner process on this machine."""
+:class:`Launcher`; ``local`` runs each instance as a runner process on this machine.
+
+Observation (:meth:`Launcher.instances`) only looks: every change to the world — start, stop,
+kill, cleanup — is an action of the plan that the executor carries out through the other methods."""
 
 from __future__ import annotations
 
@@ -25,7 +28,14 @@ class Launcher(ABC):
 
     @abstractmethod
     def forget(self, instance_id: str) -> None:
-        """Drop an EXITED instance and whatever it left behind."""
+        """Drop an EXITED instance and whatever it left behind (its logs may be kept, bounded)."""
+
+    def kill(self, instance_id: str) -> None:
+        """Force an instance that did not stop within its grace (``Instance.stop_overdue``)."""
+
+    def logs_hint(self, instance_id: str) -> str | None:
+        """Where an instance's logs can be read once it is forgotten: a path, a command."""
+        return None
 
     def resync(self) -> None:
         """Rebuild what the launcher knows from the world: adopt instances that a previous

@@ -30,6 +30,7 @@ import json
 import logging
 import math
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -57,11 +58,26 @@ LABEL_MANAGED_BY = "maas.apache.org/managed-by"
 LABEL_MODEL = "maas.apache.org/model"
 LABEL_VERSION = "maas.apache.org/version"
 LABEL_INSTANCE = "maas.apache.org/instance"
+#: Which MaaS installation (its state in ZooKeeper) owns the pod: two in one namespace never mix.
+LABEL_INSTALLATION = "maas.apache.org/installation"
+#: Set on an ended pod that is kept for its logs: no longer an instance.
+LABEL_EXITED = "maas.apache.org/exited"
+#: When the controller let go of a kept pod (epoch seconds): the oldest kept pods go first.
+ANNOTATION_EXITED_AT = "maas.apache.org/exited-at"
 ANNOTATION_SPEC = "maas.apache.org/spec"
 APP_NAME = "maas-instance"
 MANAGER = "maas-controller"
-#: Selects every instance pod of this controller (one LIST per :meth:`KubernetesLauncher.instances`).
+#: Selects every instance pod of any controller; :func:`selector` narrows it to one installation.
 SELECTOR = f"{LABEL_NAME}={APP_NAME},{LABEL_MANAGED_BY}={MANAGER}"
+
+
+def selector(installation: str | None, *, exited: bool = False) -> str:
+    """The instance pods of ``installation`` (live ones, or the ones kept for their logs)."""
+    parts = [SELECTOR]
+    if installation:
+        parts.append(f"{LABEL_INSTALLATION}={installation}")
+    parts.append(f"{LABEL_EXITED}=true" if exited else f"!{LABEL_EXITED}")
+    return ",".join(parts)
 
 CONTAINER_NAME = "runner"
 DATA_DIR = "/var/lib/maas"
@@ -124,7 +140,8 @@ def cpu_quantity(cpu: float) -> str:
 
 
 # -- the pod -------------------------------------------------------------------------------------
-def build_pod(spec: InstanceSpec, *, namespace: str, image: str, secret: str | None = None) -> k8s.V1Pod:
+def build_pod(spec: InstanceSpec, *, namespace: str, image: str, installation: str | None = None,
+              secret: str | None = None) -> k8s.V1Pod:
     """The pod that runs one instance; ``secret`` names a Secret mounted read-only at
     :data:`SECRETS_DIR` (the runner's ZooKeeper credentials, the model token and certificate:
     docs/security.md), for the spec's file paths to point into."""
@@ -189,6 +206,7 @@ def build_pod(spec: InstanceSpec, *, namespace: str, image: str, secret: str | N
                 LABEL_MODEL: label_value(spec.name),
                 LABEL_VERSION: label_value(spec.version),
                 LABEL_INSTANCE: label_value(spec.instance_id),
+                **({LABEL_INSTALLATION: installation} if installation else {}),
             },
             annotations={ANNOTATION_SPEC: spec.model_dump_json()},
         ),
@@ -358,6 +376,10 @@ class _Tracked:
     #: Why Kubernetes (not the controller) is deleting the pod; the reason once it is gone.
     disruption: str | None = None
     gone: bool = False
+    #: The pod ended (Succeeded/Failed): its logs can be read while it is kept.
+    ended: bool = False
+    #: Still alive as Kubernetes sees it, but will never run (image pull, pending too long).
+    doomed: bool = False
 
 
 def load_api_client(kubeconfig: Path | None) -> k8s.ApiClient:
@@ -391,6 +413,8 @@ class KubernetesLauncher(Launcher):
         attempts: int = 3,
         backoff: Backoff = API_BACKOFF,
         owns_client: bool = False,
+        installation: str | None = None,
+        keep_exited: int = 5,
         secret: str | None = None,
     ) -> None:
         self.api_client = api_client
@@ -404,9 +428,13 @@ class KubernetesLauncher(Launcher):
         self.attempts = attempts
         self.backoff = backoff
         self._owns_client = owns_client
+        self.installation = installation
+        self.keep_exited = keep_exited
         self._tracked: dict[str, _Tracked] = {}  # by instance id
-        #: Pods of forgotten instances, deleted but possibly still listed: never reported again.
-        self._doomed: set[str] = set()
+        #: Pods of forgotten instances, deleted but possibly still listed, by pod name: reported
+        #: as exited (under their instance id) while their deletion is still to be done, so that
+        #: the plan forgets them again and the executor retries the deletion.
+        self._doomed: dict[str, InstanceSpec] = {}
         #: Labelled pods without a readable spec annotation (warned about once).
         self._unreadable: set[str] = set()
 
@@ -417,9 +445,11 @@ class KubernetesLauncher(Launcher):
         *,
         api_client: k8s.ApiClient | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        installation: str | None = None,
     ) -> "KubernetesLauncher":
         """The launcher ``maas_service --launcher kubernetes`` uses: in-cluster configuration, or
-        ``settings.kubeconfig`` when set; ``api_client`` replaces both (tests)."""
+        ``settings.kubeconfig`` when set; ``api_client`` replaces both (tests). ``installation``
+        is the id of the MaaS installation (:func:`maas.zk.installation_id`)."""
         owns = api_client is None
         client = api_client if api_client is not None else load_api_client(settings.kubeconfig)
         return cls(
@@ -429,6 +459,8 @@ class KubernetesLauncher(Launcher):
             pending_timeout=settings.k8s_pending_timeout,
             clock=clock,
             owns_client=owns,
+            installation=installation,
+            keep_exited=settings.keep_exited,
             secret=settings.k8s_secret,
         )
 
@@ -452,15 +484,16 @@ class KubernetesLauncher(Launcher):
         return retry(attempt, retry_on=(_TransientError,), backoff=self.backoff, max_attempts=self.attempts,
                      clock=self.clock, on_retry=on_retry)
 
-    def _list_pods(self) -> list[k8s.V1Pod]:
+    def _list_pods(self, *, exited: bool = False) -> list[k8s.V1Pod]:
+        wanted = selector(self.installation, exited=exited)
         result = self._call(
             f"list pods in namespace {self.namespace}",
-            lambda: self.api.list_namespaced_pod(self.namespace, label_selector=SELECTOR,
+            lambda: self.api.list_namespaced_pod(self.namespace, label_selector=wanted,
                                                  _request_timeout=self.request_timeout),
         )
         items = result.items if result is not None and result.items else []
-        # The server filtered by SELECTOR already; checking again costs nothing.
-        return [p for p in items if _ours(p)]
+        # The server filtered by the selector already; checking again costs nothing.
+        return [p for p in items if _ours(p, self.installation, exited=exited)]
 
     def _delete_pod(self, name: str, grace: int) -> None:
         """Delete a pod; one that is gone already is fine."""
@@ -475,7 +508,8 @@ class KubernetesLauncher(Launcher):
     def start(self, spec: InstanceSpec) -> None:
         if spec.instance_id in self._tracked:
             raise LauncherError(f"instance {spec.instance_id} already exists")
-        pod = build_pod(spec, namespace=self.namespace, image=self.image, secret=self.secret)
+        pod = build_pod(spec, namespace=self.namespace, image=self.image, installation=self.installation,
+                        secret=self.secret)
         name = _name(pod)
         created = self._call(
             f"create pod {name} in namespace {self.namespace}",
@@ -500,6 +534,8 @@ class KubernetesLauncher(Launcher):
         log.info("stopping instance %s (pod %s)", instance_id, tracked.pod)
 
     def instances(self) -> list[Instance]:
+        """One LIST, read into instance states. It changes nothing in the cluster: a pod that
+        will never run is reported EXITED and deleted when the plan forgets it."""
         pods = self._list_pods()
         now = self.clock.monotonic()
         by_pod = {t.pod: t for t in self._tracked.values()}
@@ -515,20 +551,56 @@ class KubernetesLauncher(Launcher):
         for tracked in self._tracked.values():
             if tracked.pod not in listed and not tracked.gone:
                 self._vanished(tracked)
-        self._doomed &= listed
-        for pod in pods:  # a forgotten pod whose deletion failed earlier: try again
-            if _name(pod) in self._doomed and _meta(pod).deletion_timestamp is None:
-                self._delete_quietly(_name(pod))
-        return [self._instance(t) for t in self._tracked.values()]
+        # A forgotten pod whose deletion failed earlier comes back as exited, to be forgotten again.
+        retry = {_name(p) for p in pods if _name(p) in self._doomed and _meta(p).deletion_timestamp is None}
+        self._doomed = {name: spec for name, spec in self._doomed.items() if name in listed}
+        again = [Instance(instance_id=spec.instance_id, name=spec.name, version=spec.version,
+                          state=InstanceState.EXITED, started_at=now, stop_requested=True)
+                 for name, spec in self._doomed.items() if name in retry and spec.instance_id not in self._tracked]
+        return [self._instance(t) for t in self._tracked.values()] + again
 
     def forget(self, instance_id: str) -> None:
         tracked = self._tracked.pop(instance_id, None)
-        if tracked is None or tracked.gone:
+        if tracked is None:
+            retry = next(((n, s) for n, s in self._doomed.items() if s.instance_id == instance_id), None)
+            if retry is not None:
+                self._delete_pod(retry[0], 0)
             return
-        # From now on the pod is never reported again, even if this deletion fails (then the next
-        # instances() call deletes it). It is EXITED: no runner is left to give a grace period to.
-        self._doomed.add(tracked.pod)
+        if tracked.gone:
+            return
+        if tracked.ended and not tracked.doomed and self.keep_exited > 0:
+            self._retain(tracked)
+            return
+        # From now on the pod is never reported as an instance again, even if this deletion fails
+        # (then it is reported exited once more and the next forget deletes it). It is EXITED: no
+        # runner is left to give a grace period to.
+        self._doomed[tracked.pod] = tracked.spec
         self._delete_pod(tracked.pod, 0)
+
+    def logs_hint(self, instance_id: str) -> str | None:
+        tracked = self._tracked.get(instance_id)
+        if tracked is None or not tracked.ended or tracked.doomed or self.keep_exited <= 0:
+            return None
+        return f"kubectl -n {self.namespace} logs {tracked.pod}"
+
+    def _retain(self, tracked: _Tracked) -> None:
+        """Keep an ended pod for ``kubectl logs``, labelled out of the instances; delete the
+        oldest kept pods of its model beyond ``keep_exited``."""
+        self._doomed[tracked.pod] = tracked.spec  # not an instance any more, whatever happens next
+        self._call(
+            f"label pod {tracked.pod} in namespace {self.namespace} as exited",
+            lambda: self.api.patch_namespaced_pod(
+                tracked.pod, self.namespace,
+                {"metadata": {"labels": {LABEL_EXITED: "true"},
+                              "annotations": {ANNOTATION_EXITED_AT: f"{time.time():.3f}"}}},
+                _request_timeout=self.request_timeout),
+            tolerate=frozenset({404}),
+        )
+        self._doomed.pop(tracked.pod, None)  # labelled: the listing no longer shows it
+        kept = [p for p in self._list_pods(exited=True) if _spec_key(p) == (tracked.spec.name, tracked.spec.version)]
+        kept.sort(key=_exited_at, reverse=True)
+        for old in kept[self.keep_exited:]:
+            self._delete_pod(_name(old), 0)
 
     def resync(self) -> None:
         """Forget what this launcher believed and adopt every labelled pod in the namespace. When
@@ -592,9 +664,9 @@ class KubernetesLauncher(Launcher):
             tracked.disruption = seen.reason or tracked.disruption or "pod deleted by someone other than the controller"
         elif seen.state is InstanceState.EXITED:
             tracked.reason = seen.reason
+            tracked.doomed = seen.doomed  # still alive as far as Kubernetes knows: forget deletes it
+            tracked.ended = not seen.doomed
             log.warning("instance %s (pod %s) failed: %s", tracked.spec.instance_id, tracked.pod, seen.reason)
-            if seen.doomed:  # still alive as far as Kubernetes knows: make room for the replacement
-                self._delete_quietly(tracked.pod)
 
     def _vanished(self, tracked: _Tracked) -> None:
         tracked.gone = True
@@ -602,13 +674,6 @@ class KubernetesLauncher(Launcher):
             tracked.state = InstanceState.EXITED
             if not tracked.stop_requested:
                 tracked.reason = tracked.disruption or "pod deleted by someone other than the controller"
-
-    def _delete_quietly(self, name: str) -> None:
-        """Delete a pod whose runner is not running (never started, or ended) at once."""
-        try:
-            self._delete_pod(name, 0)
-        except LauncherError as exc:
-            log.warning("%s; will try again", exc)
 
     def _instance(self, tracked: _Tracked) -> Instance:
         return Instance(
@@ -634,6 +699,24 @@ def _name(pod: k8s.V1Pod) -> str:
     return _meta(pod).name or ""
 
 
-def _ours(pod: k8s.V1Pod) -> bool:
+def _ours(pod: k8s.V1Pod, installation: str | None = None, *, exited: bool = False) -> bool:
     labels = _meta(pod).labels or {}
-    return bool(_name(pod)) and labels.get(LABEL_NAME) == APP_NAME and labels.get(LABEL_MANAGED_BY) == MANAGER
+    return (bool(_name(pod)) and labels.get(LABEL_NAME) == APP_NAME and labels.get(LABEL_MANAGED_BY) == MANAGER
+            and (installation is None or labels.get(LABEL_INSTALLATION) == installation)
+            and (labels.get(LABEL_EXITED) == "true") == exited)
+
+
+def _exited_at(pod: k8s.V1Pod) -> tuple[float, str]:
+    try:
+        at = float((_meta(pod).annotations or {}).get(ANNOTATION_EXITED_AT) or 0)
+    except ValueError:
+        at = 0.0
+    return at, _name(pod)
+
+
+def _spec_key(pod: k8s.V1Pod) -> tuple[str, str] | None:
+    try:
+        spec = InstanceSpec.model_validate_json((_meta(pod).annotations or {}).get(ANNOTATION_SPEC) or "")
+    except ValueError:
+        return None
+    return spec.name, spec.version

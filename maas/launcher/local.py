@@ -3,11 +3,18 @@ machine, with its own directory ``<work_root>/instances/<instanceId>/`` holding 
 runner's status file, logs and the payload's working copy.
 
 Runners live in their own sessions, so they survive a controller restart; a new launcher on the
-same work root adopts the runners it finds alive instead of starting new ones.
+same work root adopts the runners it finds alive instead of starting new ones. A pid read back
+from a file is signalled only while it is still the same process (its start time and the boot
+time match, :mod:`maas.process`), so a pid reused after a reboot is never touched.
+
+An exited instance's directory is kept, without its payload copy, under
+``<work_root>/exited/<name>/<version>/<instanceId>/`` (runner and service logs, spec, status),
+for the last ``keep_exited`` instances of each model; ``maas_deploy -mo STATUS`` shows the path.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -22,6 +29,7 @@ from maas.clock import SYSTEM_CLOCK, Clock
 from maas.errors import LauncherError
 from maas.instance import Instance, InstanceSpec, InstanceState, read_json
 from maas.launcher import Launcher
+from maas.process import ProcessIdentity
 from maas.runner import PID_FILE, SPEC_FILE, STATUS_FILE
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,7 @@ class _Tracked:
     spec: InstanceSpec
     dir: Path
     pid: int
+    identity: ProcessIdentity | None
     started_at: float
     proc: subprocess.Popen[bytes] | None = None  # None when adopted from an earlier controller
     stop_deadline: float | None = None
@@ -42,15 +51,6 @@ class _Tracked:
     running_since: float | None = None
     gone: bool = False
     extra: dict[str, object] = field(default_factory=dict)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _is_runner(pid: int, instance_dir: Path) -> bool:
@@ -61,21 +61,35 @@ def _is_runner(pid: int, instance_dir: Path) -> bool:
     return b"maas.runner" in cmdline and str(instance_dir).encode() in cmdline
 
 
-def _killpg(pid: int | None, sig: signal.Signals) -> None:
-    if not pid:
-        return
+def _read_runner_identity(inst_dir: Path) -> tuple[int, ProcessIdentity | None]:
+    """The runner's pid and identity from ``runner.pid`` (JSON); a bare pid (written by earlier
+    versions) has no identity. OSError/ValueError when the file is absent or unreadable."""
+    text = (inst_dir / PID_FILE).read_text()
     try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+        raw = json.loads(text)
+    except ValueError:
+        raw = None
+    if isinstance(raw, int):
+        return raw, None
+    identity = ProcessIdentity.from_dict(raw)
+    if identity is None:
+        raise ValueError(f"unreadable {PID_FILE}")
+    return identity.pid, identity
+
+
+def _service_identity(status: dict[str, object]) -> ProcessIdentity | None:
+    return ProcessIdentity.from_dict(status.get("service"))
 
 
 class LocalLauncher(Launcher):
     """Runs instances as local runner processes."""
 
-    def __init__(self, work_root: Path, *, clock: Clock = SYSTEM_CLOCK, python: str = sys.executable) -> None:
+    def __init__(self, work_root: Path, *, clock: Clock = SYSTEM_CLOCK, python: str = sys.executable,
+                 keep_exited: int = 5) -> None:
         self.root = work_root.resolve() / "instances"
         self.root.mkdir(parents=True, exist_ok=True)
+        self.exited_root = work_root.resolve() / "exited"
+        self.keep_exited = keep_exited
         self.clock = clock
         self.python = python
         self._tracked: dict[str, _Tracked] = {}
@@ -88,25 +102,36 @@ class LocalLauncher(Launcher):
         for inst_dir in sorted(p for p in self.root.iterdir() if p.is_dir()):
             try:
                 spec = InstanceSpec.model_validate_json((inst_dir / SPEC_FILE).read_text())
-                pid = int((inst_dir / PID_FILE).read_text())
+                pid, identity = _read_runner_identity(inst_dir)
             except (OSError, ValueError):
                 if time.time() - inst_dir.stat().st_mtime > 60:
                     log.warning("removing unusable instance directory %s", inst_dir)
                     shutil.rmtree(inst_dir, ignore_errors=True)
                 continue  # else: being created right now by another launcher
-            if _is_runner(pid, inst_dir) and _pid_alive(pid):
+            if identity is None and _is_runner(pid, inst_dir):
+                # A bare pid (an earlier version's file), but the live process's command line
+                # names this very instance directory: it is the runner.
+                identity = ProcessIdentity.of(pid)
+            alive = identity is not None and identity.is_running()
+            if alive and _is_runner(pid, inst_dir):
                 now = self.clock.monotonic()
                 status = read_json(inst_dir / STATUS_FILE) or {}
                 running = status.get("state") == "running"
-                tracked = _Tracked(spec=spec, dir=inst_dir, pid=pid, started_at=now,
+                tracked = _Tracked(spec=spec, dir=inst_dir, pid=pid, identity=identity, started_at=now,
                                    running_since=now if running else None)
                 self._tracked[spec.instance_id] = tracked
                 log.info("adopted instance %s (runner pid %d)", spec.instance_id, pid)
             else:
-                # A runner that died with its controller away: clean up what it left.
+                # A runner that died with its controller away (or before a reboot): clean up what
+                # it left — signalling only processes that are provably still its own.
                 status = read_json(inst_dir / STATUS_FILE) or {}
-                _killpg(int(status.get("service_pid") or 0), signal.SIGKILL)
-                shutil.rmtree(inst_dir, ignore_errors=True)
+                service = _service_identity(status)
+                if service is not None:
+                    service.killpg(signal.SIGKILL)
+                elif status.get("service_pid"):
+                    log.warning("%s: service pid %s has no recorded start time; not signalling it",
+                                inst_dir.name, status.get("service_pid"))
+                self._retire(spec, inst_dir)
 
     # -- Launcher ---------------------------------------------------------------------------
     def start(self, spec: InstanceSpec) -> None:
@@ -116,20 +141,24 @@ class LocalLauncher(Launcher):
         try:
             inst_dir.mkdir(parents=True)
             (inst_dir / SPEC_FILE).write_text(spec.model_dump_json())
-            with open(inst_dir / "runner.log", "ab") as log_file:
+            # The runner logs to runner.log itself (rotated); its stdout only catches what
+            # escapes logging (an interpreter crash), which is small.
+            with open(inst_dir / "runner.out", "ab") as out:
                 proc = subprocess.Popen(
-                    [self.python, "-m", "maas.runner", "--instance-dir", str(inst_dir)],
+                    [self.python, "-m", "maas.runner", "--instance-dir", str(inst_dir),
+                     "--log-file", str(inst_dir / "runner.log")],
                     stdin=subprocess.DEVNULL,
-                    stdout=log_file,
+                    stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
         except OSError as exc:
             shutil.rmtree(inst_dir, ignore_errors=True)
             raise LauncherError(f"cannot start runner for {spec.instance_id}: {exc}") from exc
-        (inst_dir / PID_FILE).write_text(str(proc.pid))
+        identity = ProcessIdentity.of(proc.pid)
+        (inst_dir / PID_FILE).write_text(json.dumps(identity.to_dict() if identity else proc.pid))
         self._tracked[spec.instance_id] = _Tracked(
-            spec=spec, dir=inst_dir, pid=proc.pid, proc=proc, started_at=self.clock.monotonic()
+            spec=spec, dir=inst_dir, pid=proc.pid, identity=identity, proc=proc, started_at=self.clock.monotonic()
         )
         log.info("started instance %s of %s@%s (runner pid %d)", spec.instance_id, spec.name, spec.version, proc.pid)
 
@@ -152,7 +181,40 @@ class LocalLauncher(Launcher):
         tracked = self._tracked.pop(instance_id, None)
         if tracked is not None:
             self._kill_everything(tracked)
-            shutil.rmtree(tracked.dir, ignore_errors=True)
+            self._retire(tracked.spec, tracked.dir)
+
+    def kill(self, instance_id: str) -> None:
+        tracked = self._tracked.get(instance_id)
+        if tracked is not None:
+            self._kill_everything(tracked)
+
+    def logs_hint(self, instance_id: str) -> str | None:
+        tracked = self._tracked.get(instance_id)
+        return str(self._retired_dir(tracked.spec)) if tracked is not None and self.keep_exited > 0 else None
+
+    # -- evidence -----------------------------------------------------------------------------
+    def _retired_dir(self, spec: InstanceSpec) -> Path:
+        return self.exited_root / spec.name / spec.version / spec.instance_id
+
+    def _retire(self, spec: InstanceSpec, inst_dir: Path) -> None:
+        """Keep an exited instance's logs (not its payload copy); keep ``keep_exited`` per model."""
+        if self.keep_exited <= 0:
+            shutil.rmtree(inst_dir, ignore_errors=True)
+            return
+        shutil.rmtree(inst_dir / "work", ignore_errors=True)
+        target = self._retired_dir(spec)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(inst_dir, target)
+            os.utime(target)  # the retention order is the order of exits
+        except OSError as exc:
+            log.warning("cannot keep the logs of %s (%s); removing them", spec.instance_id, exc)
+            shutil.rmtree(inst_dir, ignore_errors=True)
+            return
+        kept = sorted((p for p in target.parent.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in kept[self.keep_exited:]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def close(self) -> None:
         # Runners outlive the launcher by design: a new controller adopts them.
@@ -177,7 +239,7 @@ class LocalLauncher(Launcher):
             if code is not None:
                 tracked.exit_code = code
                 tracked.gone = True
-        elif not _pid_alive(tracked.pid):
+        elif tracked.identity is None or not tracked.identity.is_running():
             tracked.gone = True
         return tracked.gone
 
@@ -186,16 +248,14 @@ class LocalLauncher(Launcher):
         now = self.clock.monotonic()
         exited = self._exited(tracked)
         reason = status.get("reason")
+        overdue = False
         if exited:
             state = InstanceState.EXITED
             if not reason and tracked.stop_deadline is None:
                 reason = f"runner exited with code {tracked.exit_code}" if tracked.exit_code is not None else "runner died"
-            self._kill_everything(tracked, status)
         elif tracked.stop_deadline is not None:
             state = InstanceState.STOPPING
-            if now >= tracked.stop_deadline:
-                log.warning("instance %s did not stop in time; killing it", tracked.spec.instance_id)
-                self._kill_everything(tracked, status)
+            overdue = now >= tracked.stop_deadline
         elif status.get("state") == "running":
             state = InstanceState.RUNNING
             if tracked.running_since is None:
@@ -210,16 +270,24 @@ class LocalLauncher(Launcher):
             started_at=tracked.started_at,
             running_since=tracked.running_since,
             stop_requested=tracked.stop_deadline is not None,
+            stop_overdue=overdue,
             reason=reason if isinstance(reason, str) else None,
             url=status.get("url") if isinstance(status.get("url"), str) else None,
         )
 
-    def _kill_everything(self, tracked: _Tracked, status: dict[str, object] | None = None) -> None:
-        status = status if status is not None else (read_json(tracked.dir / STATUS_FILE) or {})
-        service_pid = status.get("service_pid")
-        _killpg(int(service_pid) if isinstance(service_pid, int) else None, signal.SIGKILL)
+    def _kill_everything(self, tracked: _Tracked) -> None:
+        """SIGKILL the service's process group and the runner's, if they are still theirs."""
+        service = _service_identity(read_json(tracked.dir / STATUS_FILE) or {})
+        if service is not None:
+            service.killpg(signal.SIGKILL)
         if not tracked.gone:
-            _killpg(tracked.pid, signal.SIGKILL)
+            if tracked.proc is not None:
+                try:
+                    os.killpg(tracked.pid, signal.SIGKILL)  # our own child, not reaped: its pid is ours
+                except (ProcessLookupError, PermissionError):
+                    pass
+            elif tracked.identity is not None:
+                tracked.identity.killpg(signal.SIGKILL)
             if tracked.proc is not None:
                 try:
                     tracked.proc.wait(timeout=5)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
-from maas.errors import PayloadError, StoreError
+from maas.errors import PayloadError, StoreError, StoreNotFound
 from maas.store.manifest import MANIFEST_NAME, Manifest, check_relative, scan_directory
 
 log = logging.getLogger(__name__)
@@ -75,13 +75,15 @@ class ModelStore(ABC):
         return self._is_dir(normalize_path(path))
 
     def manifest(self, path: str) -> Manifest | None:
-        """The payload's manifest; None for a payload put there by other tools (no manifest)."""
+        """The payload's manifest; None for a payload put there by other tools (no manifest).
+        Only the store's "not found" means that: any other failure (permission, timeout) is
+        raised, never taken as a licence to download unverified."""
         path = normalize_path(path)
         if not self._is_dir(path):
-            raise StoreError(f"{self.uri}: no payload at {path}")
+            raise StoreNotFound(f"{self.uri}: no payload at {path}")
         try:
             data = b"".join(self._read(join(path, MANIFEST_NAME)))
-        except StoreError:
+        except StoreNotFound:
             return None
         return Manifest.from_json(data, source=f"{self.uri}{path}")
 
@@ -117,7 +119,16 @@ class ModelStore(ABC):
             if self._is_dir(path):  # forced replacement
                 old = join(parent, f".{name}.replaced-{uuid.uuid4().hex[:12]}")
                 self._rename(path, old)
-                self._rename(tmp, path)
+                try:
+                    self._rename(tmp, path)
+                except BaseException:
+                    # Put the old payload back: a failed replacement leaves what was there.
+                    try:
+                        self._rename(old, path)
+                    except StoreError as exc:
+                        log.error("%s: the replaced payload is left at %s (restoring it failed: %s)",
+                                  self.uri, old, exc)
+                    raise
                 self._delete(old)
             else:
                 self._rename(tmp, path)
@@ -133,8 +144,13 @@ class ModelStore(ABC):
         path = normalize_path(path)
         manifest = self.manifest(path)
         if manifest is None:
+            files = self._walk(path)
+            total = sum(size for _rel, size in files)
+            if total > self.max_payload_bytes:
+                raise PayloadError(f"{self.uri}{path} ({total} bytes) is larger than the limit of "
+                                   f"{self.max_payload_bytes} bytes")
             log.warning("%s%s has no manifest: downloading it unverified", self.uri, path)
-            for rel, _size in self._walk(path):
+            for rel, _size in files:
                 self._download_file(join(path, check_relative(rel)), dest / rel, None)
             return None
         if manifest.total_size > self.max_payload_bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 
-from maas.errors import StoreError
+from maas.errors import StoreError, StoreNotFound
 from maas.store import ModelStore, normalize_path
 
 
@@ -41,12 +41,13 @@ class FileStore(ModelStore):
         return local
 
     def _fail(self, what: str, path: str, exc: OSError) -> StoreError:
-        return StoreError(f"{self.uri}: cannot {what} {path}: {exc.strerror or exc}")
+        kind = StoreNotFound if isinstance(exc, FileNotFoundError) else StoreError
+        return kind(f"{self.uri}: cannot {what} {path}: {exc.strerror or exc}")
 
     def _walk(self, path: str) -> list[tuple[str, int]]:
         base = self._local(path)
         if not base.is_dir():
-            raise StoreError(f"{self.uri}: no payload at {path}")
+            raise StoreNotFound(f"{self.uri}: no payload at {path}")
         return sorted((p.relative_to(base).as_posix(), p.stat().st_size) for p in base.rglob("*") if p.is_file())
 
     def _is_dir(self, path: str) -> bool:

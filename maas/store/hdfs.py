@@ -21,7 +21,7 @@ import requests
 from hdfs import Client, InsecureClient, TokenClient
 from hdfs.util import HdfsError
 
-from maas.errors import StoreError
+from maas.errors import StoreError, StoreNotFound
 from maas.store import ModelStore
 
 T = TypeVar("T")
@@ -47,15 +47,20 @@ class HdfsStore(ModelStore):
         try:
             return fn()
         except HdfsError as exc:
-            cause = getattr(exc, "exception", None) or "HdfsError"
-            raise StoreError(f"{self.uri}: cannot {what} {path}: {cause}: {exc.message}") from exc
+            raise self._hdfs_error(what, path, exc) from exc
         except requests.RequestException as exc:
             raise StoreError(f"{self.uri}: cannot {what} {path}: NameNode or DataNode unreachable ({type(exc).__name__})") from exc
+
+    def _hdfs_error(self, what: str, path: str, exc: HdfsError) -> StoreError:
+        """A RemoteException as a StoreError; FileNotFoundException (HTTP 404) as StoreNotFound."""
+        cause = getattr(exc, "exception", None) or "HdfsError"
+        kind = StoreNotFound if cause == "FileNotFoundException" else StoreError
+        return kind(f"{self.uri}: cannot {what} {path}: {cause}: {exc.message}")
 
     # -- primitives ---------------------------------------------------------------------------
     def _walk(self, path: str) -> list[tuple[str, int]]:
         if not self._is_dir(path):
-            raise StoreError(f"{self.uri}: no payload at {path}")
+            raise StoreNotFound(f"{self.uri}: no payload at {path}")
         found: list[tuple[str, int]] = []
 
         def visit(rel: str) -> None:
@@ -80,7 +85,7 @@ class HdfsStore(ModelStore):
             with self.client.read(full, chunk_size=CHUNK) as reader:
                 yield from reader
         except HdfsError as exc:
-            raise StoreError(f"{self.uri}: cannot read {path}: {getattr(exc, 'exception', None) or 'HdfsError'}: {exc.message}") from exc
+            raise self._hdfs_error("read", path, exc) from exc
         except requests.RequestException as exc:
             raise StoreError(f"{self.uri}: cannot read {path}: NameNode or DataNode unreachable ({type(exc).__name__})") from exc
 

@@ -175,3 +175,28 @@ def test_batches_in_flight_overlap_and_keep_the_order() -> None:
         assert [json.loads(text)["host"] for text in out] == [f"h{i}" for i in range(60)]
         assert len(gw.batches) == 6 and pipeline.stats.enriched == 60 and pipeline.stats.batches == 6
     assert timings[1] >= 0.6 and timings[3] < timings[1] * 0.75
+
+
+def test_an_endless_line_is_reported_and_skipped_not_buffered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from enrichment import sources
+
+    monkeypatch.setattr(sources, "CHUNK", 64)
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b'{"i": 1}\n' + b"x" * 5000)  # a writer that never ends its line
+    stop = threading.Event()
+    reader = LineReader([path], follow=True, poll_interval=0.01, stop=stop, max_line_bytes=100)
+    lines = iter(reader)
+    assert next(lines).text == '{"i": 1}'
+    too_long = next(lines)
+    assert too_long.error == "the line is longer than 100 bytes; skipped" and too_long.source == f"{path}:2"
+    with open(path, "ab") as fh:
+        fh.write(b"x" * 5000 + b'\n{"i": 3}\n')  # the long line ends; the next one is read
+    assert next(lines).text == '{"i": 3}'
+    stop.set()
+
+
+def test_an_overlong_stdin_line_is_reported_and_skipped() -> None:
+    data = io.BytesIO(b'{"i": 1}\n' + b"y" * 1000 + b'\n{"i": 3}\n')
+    got = list(LineReader(["-"], stdin=data, max_line_bytes=100))
+    assert [(line.text, line.error is not None) for line in got] == [('{"i": 1}', False), ("", True), ('{"i": 3}', False)]
+    assert got[1].source == "<stdin>:2"

@@ -15,6 +15,7 @@ from maas.settings import ServiceSettings
 from tests.kubernetes.emulator import EmulatorThread
 
 NAMESPACE = "maas"
+INSTALLATION = "0123456789abcdef0123456789abcdef"
 IMAGE = "registry.example.com/maas:test"
 
 LauncherFactory = Callable[..., KubernetesLauncher]
@@ -53,10 +54,11 @@ def make_launcher(emulator: EmulatorThread, clock: FakeClock) -> Iterator[Launch
     Keyword arguments override the launcher's tuning (request timeout, attempts)."""
     made: list[KubernetesLauncher] = []
 
-    def make(**tuning: Any) -> KubernetesLauncher:
+    def make(installation: str = INSTALLATION, **tuning: Any) -> KubernetesLauncher:
         settings = ServiceSettings(zk_quorum="zookeeper.maas.svc:2181", k8s_namespace=NAMESPACE, k8s_image=IMAGE,
                                    k8s_pending_timeout=300.0)
-        launcher = KubernetesLauncher.from_settings(settings, api_client=emulator.api_client(), clock=clock)
+        launcher = KubernetesLauncher.from_settings(settings, api_client=emulator.api_client(), clock=clock,
+                                                    installation=installation)
         launcher.backoff = Backoff(initial=0.01, max_delay=0.05, jitter=0.0)
         for key, value in tuning.items():
             setattr(launcher, key, value)

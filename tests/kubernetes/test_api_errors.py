@@ -153,18 +153,27 @@ def test_resync_during_an_outage_adopts_on_the_next_listing(emulator: EmulatorTh
     assert [i.instance_id for i in launcher.instances()] == ["dga-1.0-00000000r0"]
 
 
-def test_forget_whose_delete_fails_never_reports_the_pod_again(emulator: EmulatorThread,
-                                                               launcher: KubernetesLauncher) -> None:
+def test_forget_whose_delete_fails_is_retried_by_the_next_forget(emulator: EmulatorThread,
+                                                                  launcher: KubernetesLauncher) -> None:
     spec = make_spec("dga-1.0-00000000f0")
     launcher.start(spec)
     name = pod_name(spec.instance_id)
-    emulator.patch_pod(NAMESPACE, name, {"status": {"phase": "Failed", "reason": "Evicted"}})
+    emulator.patch_pod(NAMESPACE, name, {"status": {"phase": "Pending", "containerStatuses": [{
+        "name": "runner", "ready": False, "restartCount": 0, "image": "img", "imageID": "",
+        "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}]}})
     [inst] = launcher.instances()
     assert inst.state is InstanceState.EXITED
     # kmock applies the deletion before the injected error answers, so hold the pod with a
     # finalizer to emulate a delete that did not happen.
     emulator.patch_pod(NAMESPACE, name, {"metadata": {"finalizers": ["test/hold"]}})
-    emulator.fail(kmock.action.DELETE, UNAVAILABLE, times=100)
+    emulator.fail(kmock.action.DELETE, UNAVAILABLE, times=launcher.attempts)
     with pytest.raises(LauncherError):
         launcher.forget(spec.instance_id)
-    assert launcher.instances() == []  # listed, but not reported (no second failure counted)
+    emulator.patch_pod(NAMESPACE, name, {"metadata": {"deletionTimestamp": None}})  # it did not happen
+    # Reported once more as a requested stop (no second failure counted), for the plan to forget
+    # again: the executor, not the observation, retries the deletion.
+    [again] = launcher.instances()
+    assert (again.instance_id, again.state, again.stop_requested) == (spec.instance_id, InstanceState.EXITED, True)
+    emulator.patch_pod(NAMESPACE, name, {"metadata": {"finalizers": []}})
+    launcher.forget(spec.instance_id)
+    assert launcher.instances() == []

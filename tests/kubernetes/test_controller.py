@@ -16,7 +16,7 @@ from maas.controller.desired import DesiredModel, ModelKey
 from maas.controller.executor import Executor
 from maas.controller.plan import plan
 from maas.instance import InstanceSpec, InstanceState
-from maas.launcher.kubernetes import KubernetesLauncher, pod_name
+from maas.launcher.kubernetes import LABEL_EXITED, KubernetesLauncher, pod_name
 from maas.retry import Backoff
 from tests.kubernetes.conftest import NAMESPACE, make_spec
 from tests.kubernetes.emulator import EmulatorThread
@@ -77,16 +77,26 @@ def test_failed_pod_is_replaced_and_its_reason_recorded(emulator: EmulatorThread
     reconciler.run_pass(desired(2))
     health = reconciler.executor.health[KEY]
     assert health.last_error == reason and health.failures == 1 and health.restarts == 1
-    assert pod_name(victim) not in emulator.pods(NAMESPACE)  # forgotten: its pod is deleted
-    assert len(emulator.pods(NAMESPACE)) == 1  # the replacement waits for the backoff
+    assert pod_name(victim) not in live_pods(emulator)  # forgotten: no longer an instance
+    if reason.startswith("OOMKilled"):  # it ran: kept (labelled exited) for kubectl logs
+        assert pod_name(victim) in emulator.pods(NAMESPACE)
+        assert health.last_logs == f"kubectl -n {NAMESPACE} logs {pod_name(victim)}"
+    else:  # it never ran: deleted, it would linger as a live pod
+        assert pod_name(victim) not in emulator.pods(NAMESPACE) and health.last_logs is None
+    assert len(live_pods(emulator)) == 1  # the replacement waits for the backoff
 
     reconciler.run_pass(desired(2))
-    assert len(emulator.pods(NAMESPACE)) == 1  # still backing off
+    assert len(live_pods(emulator)) == 1  # still backing off
     clock.advance(health.retry_at - clock.monotonic() + 0.01)
     reconciler.run_pass(desired(2))
-    pods = set(emulator.pods(NAMESPACE))
+    pods = live_pods(emulator)
     assert len(pods) == 2 and pod_name(victim) not in pods and len(pods - first) == 1
     assert all(i.state is InstanceState.STARTING for i in launcher.instances())
+
+
+def live_pods(emulator: EmulatorThread) -> set[str]:
+    return {name for name, pod in emulator.pods(NAMESPACE).items()
+            if (pod["metadata"].get("labels") or {}).get(LABEL_EXITED) != "true"}
 
 
 def test_scale_down_stops_pods_with_their_grace(emulator: EmulatorThread, launcher: KubernetesLauncher,

@@ -12,7 +12,7 @@ import pytest
 
 from maas.clock import FakeClock
 from maas.instance import InstanceState
-from maas.launcher.kubernetes import KubernetesLauncher, pod_name
+from maas.launcher.kubernetes import LABEL_EXITED, KubernetesLauncher, pod_name
 from tests.kubernetes.conftest import NAMESPACE, make_spec
 from tests.kubernetes.emulator import EmulatorThread
 
@@ -63,10 +63,15 @@ def test_ended_pod_is_exited_with_kubernetes_reason(emulator: EmulatorThread, la
     assert inst.state is InstanceState.EXITED
     assert inst.reason == reason
     assert not inst.stop_requested
-    # An ended pod stays in the API until someone deletes it: forget() does.
+    # An ended pod stays in the API; forget() keeps it for its logs, labelled out of the instances.
     assert pod_name(instance_id) in emulator.pods(NAMESPACE)
+    assert launcher.logs_hint(instance_id) == f"kubectl -n {NAMESPACE} logs {pod_name(instance_id)}"
     launcher.forget(instance_id)
-    assert emulator.pods(NAMESPACE) == {}
+    kept = emulator.pods(NAMESPACE)[pod_name(instance_id)]
+    assert kept["metadata"]["labels"][LABEL_EXITED] == "true"
+    assert launcher.instances() == []
+    launcher.resync()  # a new leader does not adopt it (nor count its failure again)
+    assert launcher.instances() == []
     assert launcher.instances() == []
 
 
@@ -86,11 +91,13 @@ def test_pod_that_cannot_start_is_exited_and_deleted(emulator: EmulatorThread, l
     [inst] = launcher.instances()
     assert inst.state is InstanceState.EXITED
     assert inst.reason == f"{reason}: {message}"
-    assert emulator.pods(NAMESPACE) == {}  # deleted at once: no pod lingers while it is replaced
-    # Still reported (with its reason) until the controller forgets it.
+    # Observing changes nothing: the pod is deleted by the plan's forget, in the same pass.
+    assert list(emulator.pods(NAMESPACE)) == [pod_name(instance_id)]
     [again] = launcher.instances()
     assert again.state is InstanceState.EXITED and again.reason == inst.reason
+    assert launcher.logs_hint(instance_id) is None  # a pod that never ran has no logs to keep
     launcher.forget(instance_id)
+    assert emulator.pods(NAMESPACE) == {}  # deleted, not kept: it would linger as a live pod
     assert launcher.instances() == []
 
 
@@ -109,7 +116,9 @@ def test_pod_pending_too_long_is_exited_with_the_schedulers_reason(emulator: Emu
     assert inst.state is InstanceState.EXITED
     assert inst.reason == ("pod Pending for more than 300s "
                            "(Unschedulable: 0/3 nodes are available: 3 Insufficient memory.)")
-    assert emulator.pods(NAMESPACE) == {}
+    assert pod_name(instance_id) in emulator.pods(NAMESPACE)  # observing deletes nothing
+    launcher.forget(instance_id)
+    assert emulator.pods(NAMESPACE) == {}  # the plan's forget does, at once
 
 
 def test_pending_while_container_creating_is_not_a_failure(emulator: EmulatorThread,

@@ -18,7 +18,7 @@ from maas.launcher.kubernetes import (
     KubernetesLauncher,
     pod_name,
 )
-from tests.kubernetes.conftest import IMAGE, NAMESPACE, LauncherFactory, make_spec
+from tests.kubernetes.conftest import INSTALLATION, IMAGE, NAMESPACE, LauncherFactory, make_spec
 from tests.kubernetes.emulator import EmulatorThread
 
 READY = {"status": {"phase": "Running", "podIP": "10.1.2.3",
@@ -46,6 +46,7 @@ def test_start_creates_one_labelled_pod_per_instance(emulator: EmulatorThread, l
             "maas.apache.org/model": "dga",
             "maas.apache.org/version": "1.0",
             "maas.apache.org/instance": spec.instance_id,
+            "maas.apache.org/installation": INSTALLATION,
         }
         assert InstanceSpec.model_validate_json(meta["annotations"][ANNOTATION_SPEC]) == spec
         assert pod_spec["restartPolicy"] == "Never"
@@ -69,7 +70,8 @@ def test_start_creates_one_labelled_pod_per_instance(emulator: EmulatorThread, l
     before = len(emulator.requests(kmock.action.LIST))
     instances = launcher.instances()
     lists = emulator.requests(kmock.action.LIST)[before:]
-    assert len(lists) == 1 and lists[0].params.get("labelSelector") == SELECTOR
+    assert len(lists) == 1 and lists[0].params.get("labelSelector") == (
+        f"{SELECTOR},maas.apache.org/installation={INSTALLATION},!maas.apache.org/exited")
     assert sorted(i.instance_id for i in instances) == sorted(s.instance_id for s in specs)
     assert {i.state for i in instances} == {InstanceState.STARTING}
     assert all(i.name == "dga" and i.version == "1.0" and i.url is None for i in instances)

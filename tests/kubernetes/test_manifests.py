@@ -102,11 +102,11 @@ def test_the_controller_role_is_least_privilege() -> None:
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): set(r["verbs"]) for r in role["rules"]}
     assert role["kind"] == "Role"  # namespaced: nothing outside its own namespace
     assert rules == {
-        (("",), ("pods",)): {"get", "list", "watch", "create", "delete"},
+        (("",), ("pods",)): {"get", "list", "watch", "create", "delete", "patch"},
         (("",), ("pods/log",)): {"get"},
     }
     # What the launcher calls is granted.
     source = (Path(__file__).resolve().parents[2] / "maas" / "launcher" / "kubernetes.py").read_text()
     calls = set(re.findall(r"self\.api\.(\w+)_namespaced_pod\(", source))
-    assert calls == {"create", "list", "delete"}
+    assert calls == {"create", "list", "delete", "patch"}
     assert calls <= rules[(("",), ("pods",))]

@@ -108,3 +108,24 @@ def test_node_cache_over_hdfs(webhdfs: WebHdfsServer, tmp_path: Path) -> None:
         cache.localize(store, "/dga/1.0", dest)
     opens = [r for r in webhdfs.requests if r == ("datanode", "GET", "OPEN")]
     assert len(opens) == 2 + 3 + 1  # 2 manifest reads, 3 files once, 1 manifest read inside the fill
+
+
+def test_a_failing_manifest_read_is_an_error_not_a_missing_manifest(webhdfs: WebHdfsServer, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests
+
+    store = open_store(f"hdfs://127.0.0.1:{webhdfs.port}/models")
+    store.upload(make_payload(tmp_path / "src"), "/dga/1.0")
+    assert store.manifest("/dga/1.0") is not None
+    webhdfs.local("/models/dga/1.0/.maas-manifest.json").unlink()
+    assert store.manifest("/dga/1.0") is None  # FileNotFoundException: really no manifest
+    original = store.client.read
+
+    def timeout(path: str, **kwargs):  # type: ignore[no-untyped-def]
+        if path.endswith(".maas-manifest.json"):
+            raise requests.ReadTimeout("DataNode read timed out")
+        return original(path, **kwargs)
+
+    monkeypatch.setattr(store.client, "read", timeout)
+    with pytest.raises(StoreError, match="unreachable"):
+        store.manifest("/dga/1.0")

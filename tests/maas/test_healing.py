@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Callable
 
 import psutil
@@ -35,6 +36,11 @@ def test_crash_looping_payload_backs_off_and_others_are_served(cluster: Cluster)
     assert st.desired == 1 and st.ready == 0 and "model file is corrupt" in (st.last_error or "")
     table = cluster.maas_deploy("-mo", "STATUS").stdout
     assert "crash" in table and "model file is corrupt" in table and "echo" in table
+    # Where to read the failed instance's logs: its kept directory, bounded per model.
+    logs = Path(st.last_logs or "")
+    assert f"[logs: {logs}]" in table and logs.parent == cluster.work.resolve() / "exited" / "crash" / "1"
+    assert "model file is corrupt" in (logs / "service.err.log").read_text()
+    assert len(list(logs.parent.iterdir())) <= 5
     # Restarts are spaced out: over 4 s, a capped backoff of 1, 2, 4 s allows only a few starts.
     before = cluster.status_of("crash").restarts
     time.sleep(4)

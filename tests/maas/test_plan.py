@@ -179,3 +179,12 @@ def test_quarantined_model_is_neither_stopped_nor_started() -> None:
     assert not any(isinstance(a, StopInstance) and a.key == KEY for a in actions)
     assert actions.count(StartInstance(desired(2, "b", "1"))) == 1
     assert not any(isinstance(a, StartInstance) and a.model.key == KEY for a in actions)
+
+
+def test_an_overdue_stop_is_a_kill_action() -> None:
+    from dataclasses import replace
+
+    from maas.controller.plan import KillInstance
+
+    late = replace(inst("a", InstanceState.STOPPING, stop=True), stop_overdue=True)
+    assert plan({}, [late, inst("b", InstanceState.STOPPING, stop=True)], {}, now=0) == [KillInstance(KEY, "a")]

@@ -125,3 +125,76 @@ def test_cache_downloads_once_per_content(store: FileStore, tmp_path: Path, monk
     # Instances get private copies: changing one does not touch the cache.
     (tmp_path / "work0" / "run.sh").write_bytes(b"changed")
     assert (tmp_path / "work1" / "run.sh").read_bytes() == b"echo"
+
+
+def test_only_not_found_means_no_manifest(store: FileStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.upload(make_payload(tmp_path / "src", **{"run.sh": b"echo"}), "/m/1")
+    original = store._read
+
+    def flaky(path: str):  # type: ignore[no-untyped-def]
+        if path.endswith(MANIFEST_NAME):
+            raise StoreError(f"{store.uri}: cannot read {path}: Permission denied")
+        return original(path)
+
+    monkeypatch.setattr(store, "_read", flaky)
+    with pytest.raises(StoreError, match="Permission denied"):
+        store.manifest("/m/1")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(StoreError, match="Permission denied"):  # never an unverified download
+        store.download("/m/1", dest)
+    assert list(dest.iterdir()) == []
+
+
+def test_a_payload_without_manifest_honours_the_size_limit(store: FileStore, tmp_path: Path) -> None:
+    make_payload(store.root / "legacy", **{"run.sh": b"echo", "big.bin": b"x" * 1000})
+    small = open_store(store.uri, max_payload_bytes=100)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(PayloadError, match="larger than the limit of 100 bytes"):
+        small.download("/legacy", dest)
+    assert list(dest.iterdir()) == []
+
+
+def test_a_failed_forced_replacement_leaves_the_old_payload(store: FileStore, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    store.upload(make_payload(tmp_path / "v1", **{"run.sh": b"v1"}), "/m/1")
+    original = store._rename
+
+    def second_rename_fails(src: str, dst: str) -> None:
+        if ".uploading-" in src:
+            raise StoreError(f"{store.uri}: cannot rename {src}: DataNode timed out")
+        original(src, dst)
+
+    monkeypatch.setattr(store, "_rename", second_rename_fails)
+    with pytest.raises(StoreError, match="DataNode timed out"):
+        store.upload(make_payload(tmp_path / "v2", **{"run.sh": b"v2"}), "/m/1", force=True)
+    assert b"".join(store._read("/m/1/run.sh")) == b"v1"
+    assert sorted(p.name for p in (store.root / "m").iterdir()) == ["1"]  # nothing left beside it
+
+
+def test_cache_evicts_least_recently_used_payloads_by_total_size(store: FileStore, tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        store.upload(make_payload(tmp_path / name, **{"run.sh": name.encode(), "model.onnx": b"w" * 1000}), f"/m/{name}")
+    digests = {name: store.manifest(f"/m/{name}").digest for name in "abc"}  # type: ignore[union-attr]
+    cache = PayloadCache(tmp_path / "cache", max_bytes=2100)  # room for two payloads
+
+    def use(name: str, i: int) -> None:
+        dest = tmp_path / f"w-{name}-{i}"
+        dest.mkdir()
+        cache.localize(store, f"/m/{name}", dest)
+        assert (dest / "run.sh").read_bytes() == name.encode()
+
+    use("a", 0)
+    use("b", 0)
+    os.utime(cache.root / digests["a"], (1, 1))  # a and b are in; a used long ago
+    os.utime(cache.root / digests["b"], (2, 2))
+    use("a", 1)  # a is used again: b is now the least recently used
+    use("c", 0)
+    assert sorted(p.name for p in cache.root.iterdir()) == sorted([digests["a"], digests["c"]])
+    assert sum(p.stat().st_size for p in cache.root.rglob("*") if p.is_file()) <= 2100
+    tiny = PayloadCache(tmp_path / "tiny", max_bytes=10)  # a payload larger than the cache: not cached
+    dest = tmp_path / "w-tiny"
+    dest.mkdir()
+    tiny.localize(store, "/m/a", dest)
+    assert (dest / "run.sh").read_bytes() == b"a" and not (tmp_path / "tiny").exists()
