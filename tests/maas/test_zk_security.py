@@ -6,6 +6,7 @@ warning at start."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import subprocess
 import sys
@@ -169,7 +170,9 @@ def test_roles_cannot_step_outside_their_rights(secured: Secured) -> None:
         controller.set(DEFAULT_CONFIG_PATH, b"{}")
 
 
-def test_a_deployer_deploys_and_the_controller_survives_a_session_expiry(secured: Secured, tmp_path: Path) -> None:
+def test_a_deployer_deploys_and_the_controller_survives_a_session_expiry(secured: Secured, tmp_path: Path,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = ServiceSettings(zk_quorum=secured.quorum, work_dir=tmp_path / "work", reconcile_interval=0.3,
                                stop_grace=5, start_timeout=30, runner_zk_auth_file=secured.files["runner"])
     zk = secured.client("controller")
@@ -208,6 +211,8 @@ def test_a_deployer_deploys_and_the_controller_survives_a_session_expiry(secured
         controller.stop()
         thread.join(timeout=15)
         launcher.stop_all()
+    passwords = [json.loads(f.read_text())["password"] for f in secured.files.values()]
+    assert caplog.text and not any(p in caplog.text for p in passwords)  # credentials are never logged
 
 
 def test_an_open_cluster_still_works_and_warns_once(cluster: Cluster) -> None:
