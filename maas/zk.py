@@ -24,7 +24,7 @@ from kazoo.retry import KazooRetry
 
 from maas.config import DEFAULT_CONFIG_PATH, MaasConfig, ext_path
 from maas.errors import AccessDenied, ConfigError, CoordinationError
-from maas.zkauth import ZkAccess
+from maas.zkauth import ZkAccess, protect_kazoo_logs
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ def connect(
     on every new connection); command retries are bounded.
     """
     access = ZkAccess.from_environment() if access is None else access
+    protect_kazoo_logs()  # kazoo would log a digest password at DEBUG
     client = KazooClient(
         hosts=quorum,
         timeout=session_timeout,

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NodeExistsError
+from kazoo.protocol.serialization import Auth
 from kazoo.security import ACL, Id, Permissions, make_digest_acl_credential
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -186,6 +187,27 @@ class ZkAccess(BaseModel):
                            keyfile=_str(t.key),
                            keyfile_password=t.key_password.get_secret_value() if t.key_password else None)
         return options
+
+
+class _RedactAuth(logging.Filter):
+    """kazoo logs every request it sends at DEBUG, digest passwords included (``Auth(…,
+    auth='user:password')``); this filter on kazoo's logger replaces the secret before any
+    handler sees the record. kazoo offers no switch for it, hence a filter of our own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, Auth) for a in record.args):
+            record.args = tuple(a._replace(auth="<redacted>") if isinstance(a, Auth) else a for a in record.args)
+        return True
+
+
+_REDACT = _RedactAuth()
+
+
+def protect_kazoo_logs(logger_name: str = "kazoo.client") -> None:
+    """Install the redacting filter on kazoo's logger (idempotent)."""
+    logger = logging.getLogger(logger_name)
+    if _REDACT not in logger.filters:
+        logger.addFilter(_REDACT)
 
 
 def _str(path: Path | None) -> str | None:

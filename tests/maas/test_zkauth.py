@@ -124,3 +124,19 @@ def test_no_auth_becomes_access_denied_with_a_clear_message() -> None:
     assert isinstance(error, AccessDenied) and error.exit_code == 9
     assert str(error).startswith("cannot queue request at /maas/queue: not authorized")
     assert "MAAS_ZK_AUTH_FILE" in str(error)
+
+
+def test_kazoos_request_log_never_shows_a_password(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from kazoo.protocol.serialization import Auth
+
+    from maas.zkauth import protect_kazoo_logs
+
+    protect_kazoo_logs()
+    protect_kazoo_logs()  # once is enough, twice is harmless
+    caplog.set_level(logging.DEBUG, logger="kazoo.client")
+    logging.getLogger("kazoo.client").debug("Sending request(xid=%s): %s", -4, Auth(0, "digest", f"u:{PASSWORD}"))
+    assert "Auth(auth_type=0, scheme='digest', auth='<redacted>')" in caplog.text
+    assert PASSWORD not in caplog.text
+    assert logging.getLogger("kazoo.client").filters.count(logging.getLogger("kazoo.client").filters[0]) == 1
