@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import psutil
+from kazoo.exceptions import NoNodeError
 
 from deploy_client.api import DeployClient
 from maas.retry import wait_until
@@ -93,7 +94,13 @@ class Cluster:
         root = f"{self.client.layout.service_root}/{name}"
         if not zk.exists(root):
             return {}
-        return {child: json.loads(zk.get(f"{root}/{child}")[0]) for child in zk.get_children(root)}
+        found = {}
+        for child in zk.get_children(root):
+            try:
+                found[child] = json.loads(zk.get(f"{root}/{child}")[0])
+            except NoNodeError:  # deregistered between the listing and the read
+                continue
+        return found
 
     def status_of(self, name: str):  # type: ignore[no-untyped-def]
         """The model's published ModelStatus, or None."""
