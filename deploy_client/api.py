@@ -16,7 +16,8 @@ from maas.model_status import ModelStatus
 from maas.registration import Endpoint
 from maas.request import Action, ModelRequest, RequestState, RequestStatus
 from maas.retry import Backoff, retry, wait_until
-from maas.store import Progress, UploadResult, open_store, split_uri
+from maas.store import Progress, UploadResult, open_store
+from maas.store.allowed import resolve_allowed
 from maas.zk import ZK_ERRORS, Layout, connect, read_config, zk_error
 from maas.zkauth import use_policy
 
@@ -51,8 +52,9 @@ class DeployClient:
     # -- payloads ---------------------------------------------------------------------------
     def upload(self, local_dir: Path, store_path: str, *, force: bool = False,
                progress: Progress | None = None) -> tuple[str, str, UploadResult]:
-        """Upload ``local_dir`` to ``store_path`` (a path in the configured store, or a URI)."""
-        store_uri, path = split_uri(store_path, self.config.store_uri)
+        """Upload ``local_dir`` to ``store_path`` (a path in the configured store, or a URI in an
+        allowed store: the controller would refuse any other, so nothing is uploaded there)."""
+        store_uri, path = resolve_allowed(store_path, self.config.store_uri, self.config.allowed_stores)
         store = open_store(store_uri, max_payload_bytes=self.config.max_payload_bytes)
         result = store.upload(Path(local_dir), path, force=force, progress=progress)
         return store_uri, path, result

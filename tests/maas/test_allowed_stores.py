@@ -111,3 +111,14 @@ def test_requests_outside_the_allowed_stores_fail_and_their_payload_never_runs(
             assert cluster.registrations(name) == {}
         assert hdfs.requests == []  # the foreign store was never contacted
         cluster.maas_deploy("-mo", "REMOVE", "-n", "allowed", "-v", "1", "--wait")
+
+
+@pytest.mark.zk
+@pytest.mark.e2e
+def test_maas_deploy_refuses_to_upload_outside_the_allowed_stores(cluster: Cluster, tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "echo"
+    result = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "1", "-hmp", f"file://{target}", check=False)
+    assert result.returncode == 2
+    assert "is not inside an allowed file:// store" in result.stderr and "allowedStores" in result.stderr
+    assert not target.exists()
+    assert cluster.client.client.get_children(cluster.client.layout.queue) == []  # nothing was queued either
