@@ -225,7 +225,8 @@ def ensure_config(
         publish_config(client, wanted, path)
         log.info("wrote the config znodes %s and %s", path, ext_path(path))
         return wanted
-    if ext is None:
+    legacy = main is not None and not MaasConfig.is_metron_only(main)  # our keys in the config znode
+    if ext is None and not legacy:
         _write(client, ext_path(path), wanted.znode_payloads()[1])
         log.info("created %s", ext_path(path))
         current = wanted
@@ -236,6 +237,9 @@ def ensure_config(
                 f"the config znodes {path}(.ext) say {'; '.join(conflicts)} (znode → flag); start with "
                 "--write-config to replace them, or drop the flag"
             )
+        if ext is None:  # an old-style config znode: its keys of ours move to the ext znode
+            _write(client, ext_path(path), current.znode_payloads()[1])
+            log.info("moved our keys from %s to %s", path, ext_path(path))
     if main is None or not MaasConfig.is_metron_only(main):
         _write(client, path, current.znode_payloads()[0])
         log.info("%s %s with Metron's keys only", "created" if main is None else "rewrote", path)

@@ -133,7 +133,11 @@ class Intake:
             status = RequestStatus(requestId=request_id, state=RequestState.FAILED, reason=reason)
 
         status_path = self.layout.request(status.request_id)
-        if self.client.exists(status_path):
+        try:
+            duplicate = self.client.exists(status_path) is not None
+        except ZK_ERRORS as exc:
+            raise zk_error(f"cannot read request status {status_path}", exc) from exc
+        if duplicate:
             # The same requestId was submitted twice: the first one stands, this one is dropped.
             txn = self.client.transaction()
             txn.delete(item_path, version=item_stat.version)

@@ -415,6 +415,7 @@ class KubernetesLauncher(Launcher):
         owns_client: bool = False,
         installation: str | None = None,
         keep_exited: int = 5,
+        legacy_owner: tuple[str, str] | None = None,
         secret: str | None = None,
     ) -> None:
         self.api_client = api_client
@@ -430,6 +431,9 @@ class KubernetesLauncher(Launcher):
         self._owns_client = owns_client
         self.installation = installation
         self.keep_exited = keep_exited
+        #: ``(zk_quorum, config_path)``: a pod without the installation label (created before
+        #: the label existed) is adopted when its spec names these, i.e. this installation.
+        self.legacy_owner = legacy_owner
         self._tracked: dict[str, _Tracked] = {}  # by instance id
         #: Pods of forgotten instances, deleted but possibly still listed, by pod name: reported
         #: as exited (under their instance id) while their deletion is still to be done, so that
@@ -461,6 +465,7 @@ class KubernetesLauncher(Launcher):
             owns_client=owns,
             installation=installation,
             keep_exited=settings.keep_exited,
+            legacy_owner=(settings.zk_quorum, settings.config_path),
             secret=settings.k8s_secret,
         )
 
@@ -485,7 +490,8 @@ class KubernetesLauncher(Launcher):
                      clock=self.clock, on_retry=on_retry)
 
     def _list_pods(self, *, exited: bool = False) -> list[k8s.V1Pod]:
-        wanted = selector(self.installation, exited=exited)
+        # With legacy adoption the installation is checked here rather than by the server.
+        wanted = selector(None if self.legacy_owner else self.installation, exited=exited)
         result = self._call(
             f"list pods in namespace {self.namespace}",
             lambda: self.api.list_namespaced_pod(self.namespace, label_selector=wanted,
@@ -493,7 +499,19 @@ class KubernetesLauncher(Launcher):
         )
         items = result.items if result is not None and result.items else []
         # The server filtered by the selector already; checking again costs nothing.
-        return [p for p in items if _ours(p, self.installation, exited=exited)]
+        return [p for p in items if _ours(p, self.installation, exited=exited) or self._legacy(p, exited)]
+
+    def _legacy(self, pod: k8s.V1Pod, exited: bool) -> bool:
+        """A pod of this installation from before the installation label: its spec says so."""
+        if self.installation is None or self.legacy_owner is None or not _ours(pod, None, exited=exited):
+            return False
+        if LABEL_INSTALLATION in (_meta(pod).labels or {}):
+            return False
+        try:
+            spec = InstanceSpec.model_validate_json((_meta(pod).annotations or {}).get(ANNOTATION_SPEC) or "")
+        except ValueError:
+            return False
+        return (spec.zk_quorum, spec.config_path) == self.legacy_owner
 
     def _delete_pod(self, name: str, grace: int) -> None:
         """Delete a pod; one that is gone already is fine."""

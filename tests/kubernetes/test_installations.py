@@ -87,3 +87,18 @@ def test_pods_are_health_probed_at_their_registered_url(emulator: EmulatorThread
         wait_until(probed, timeout=10, what="the registered URL to be probed")
     finally:
         controller.stop()
+
+
+def test_pods_from_before_the_installation_label_are_adopted_by_their_own_installation(
+        emulator: EmulatorThread, make_launcher: LauncherFactory) -> None:
+    from maas.launcher.kubernetes import LABEL_INSTALLATION, build_pod
+
+    legacy = make_spec("dga-1.0-00000000l0")  # zk_quorum and config_path of the fixtures' launcher
+    stranger = make_spec("dga-1.0-00000000l1").model_copy(update={"zk_quorum": "other-zk:2181"})
+    for spec in (legacy, stranger):
+        pod = emulator.api_client().sanitize_for_serialization(build_pod(spec, namespace=NAMESPACE, image="img"))
+        assert LABEL_INSTALLATION not in pod["metadata"]["labels"]
+        emulator.put_pod(NAMESPACE, pod["metadata"]["name"], pod)
+    launcher = make_launcher()
+    launcher.resync()
+    assert [i.instance_id for i in launcher.instances()] == [legacy.instance_id]

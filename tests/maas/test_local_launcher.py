@@ -54,7 +54,7 @@ def test_adoption_after_a_reboot_never_signals_a_reused_pid(tmp_path: Path, byst
     me = ProcessIdentity.of(bystander.pid)
     assert me is not None
     # The previous boot's files name the bystander's pid, with that boot's times.
-    before_reboot = {"pid": bystander.pid, "create_time": me.create_time - 5000, "boot_time": me.boot_time - 6000}
+    before_reboot = {"pid": bystander.pid, "started": me.started, "boot": "a-previous-boot"}
     _leftover_dir(tmp_path, "m-1-a", before_reboot, {"state": "running", "service_pid": bystander.pid,
                                                      "service": before_reboot})
     # An earlier version's files: bare pids, no start time.
@@ -73,7 +73,7 @@ def test_a_dead_runners_own_service_group_is_cleaned_up(tmp_path: Path) -> None:
     try:
         identity = ProcessIdentity.of(service.pid)
         assert identity is not None
-        dead_runner = {"pid": 1, "create_time": 0.0, "boot_time": identity.boot_time}  # pid 1 is no runner
+        dead_runner = {"pid": 1, "started": 0.0, "boot": identity.boot}  # pid 1 is no runner
         _leftover_dir(tmp_path, "m-1-c", dead_runner, {"state": "running", "service": identity.to_dict()})
         LocalLauncher(tmp_path, clock=FakeClock()).resync()
         assert service.wait(timeout=5) == -signal.SIGKILL
@@ -133,3 +133,14 @@ def test_the_logs_of_the_last_n_exited_instances_are_kept_per_model(tmp_path: Pa
     assert list((tmp_path / "instances").iterdir()) == []
     assert not any(p.info["cmdline"] and str(tmp_path) in " ".join(p.info["cmdline"])
                    for p in psutil.process_iter(["cmdline"]) if p.pid != os.getpid())
+
+
+def test_a_pid_reused_in_the_same_boot_is_not_the_same_process(bystander) -> None:  # type: ignore[no-untyped-def]
+    me = ProcessIdentity.of(bystander.pid)
+    assert me is not None and me.is_running()
+    earlier = ProcessIdentity(bystander.pid, me.started - 10, me.boot)  # the pid's previous owner
+    assert not earlier.is_running()
+    assert not earlier.killpg(signal.SIGKILL) and not earlier.kill(signal.SIGKILL)
+    assert ProcessIdentity.from_dict(me.to_dict()) == me and ProcessIdentity.from_dict(1234) is None
+    time.sleep(0.1)
+    assert bystander.poll() is None

@@ -70,7 +70,9 @@ def test_ensure_config_moves_our_keys_out_of_an_old_style_config_znode(zk: Kazoo
         "queue": "ZOOKEEPER", "queueConfig": {"zk_path": "/q"}, "serviceRoot": "/svc",
         "stateRoot": "/st", "storeUri": "file:///old", "launcher": "local", "maxPayloadMB": 10}).encode(), makepath=True)
     assert read_config(zk).store_uri == "file:///old"  # old znodes are still read
-    cfg = ensure_config(zk)
+    with pytest.raises(ConfigError, match="file:///old"):  # its settings count: a different flag is refused
+        ensure_config(zk, overrides={"store_uri": "file:///new"})
+    cfg = ensure_config(zk, overrides={"store_uri": "file:///old"})
     assert (cfg.queue_path, cfg.service_root, cfg.state_root, cfg.store_uri, cfg.max_payload_mb) == (
         "/q", "/svc", "/st", "file:///old", 10)
     assert json.loads(zk.get("/metron/maas/config")[0]) == {
