@@ -16,8 +16,10 @@ from maas.model_status import ModelStatus
 from maas.registration import Endpoint
 from maas.request import Action, ModelRequest, RequestState, RequestStatus
 from maas.retry import Backoff, retry, wait_until
-from maas.store import Progress, UploadResult, open_store, split_uri
-from maas.zk import ZK_ERRORS, describe, Layout, connect, read_config
+from maas.store import Progress, UploadResult, open_store
+from maas.store.allowed import resolve_allowed
+from maas.zk import ZK_ERRORS, Layout, connect, read_config, zk_error
+from maas.zkauth import use_policy
 
 
 #: Errors after which a ZooKeeper call may succeed if made again.
@@ -31,6 +33,7 @@ class DeployClient:
         self._own_client = client is None
         self.client = client or connect(zk_quorum)
         self.config: MaasConfig = read_config(self.client, config_path)
+        use_policy(self.client, config_path, "deployer")  # queue items get the deployers' ACL
         self.layout = Layout.from_config(self.config)
         #: Seconds a call keeps retrying through ZooKeeper connection loss (e.g. a leader election).
         self.retry_deadline = 30.0
@@ -49,8 +52,9 @@ class DeployClient:
     # -- payloads ---------------------------------------------------------------------------
     def upload(self, local_dir: Path, store_path: str, *, force: bool = False,
                progress: Progress | None = None) -> tuple[str, str, UploadResult]:
-        """Upload ``local_dir`` to ``store_path`` (a path in the configured store, or a URI)."""
-        store_uri, path = split_uri(store_path, self.config.store_uri)
+        """Upload ``local_dir`` to ``store_path`` (a path in the configured store, or a URI in an
+        allowed store: the controller would refuse any other, so nothing is uploaded there)."""
+        store_uri, path = resolve_allowed(store_path, self.config.store_uri, self.config.allowed_stores)
         store = open_store(store_uri, max_payload_bytes=self.config.max_payload_bytes)
         result = store.upload(Path(local_dir), path, force=force, progress=progress)
         return store_uri, path, result
@@ -87,7 +91,7 @@ class DeployClient:
             retry(lambda: queue.put(request.to_json()), retry_on=RETRYABLE, deadline=self.retry_deadline,
                   backoff=Backoff(initial=0.2, max_delay=2.0))
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot queue request at {self.layout.queue}: {describe(exc)}") from exc
+            raise zk_error(f"cannot queue request at {self.layout.queue}", exc) from exc
         assert request.request_id is not None
         return request.request_id
 
@@ -98,7 +102,7 @@ class DeployClient:
         except NoNodeError:
             return None
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot read status of request {request_id}: {describe(exc)}") from exc
+            raise zk_error(f"cannot read status of request {request_id}", exc) from exc
         return RequestStatus.from_json(data)
 
     def wait(self, request_id: str, timeout: float = 120.0) -> RequestStatus:
@@ -128,7 +132,7 @@ class DeployClient:
         except NoNodeError:
             return []
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot read model statuses under {root}: {describe(exc)}") from exc
+            raise zk_error(f"cannot read model statuses under {root}", exc) from exc
         return sorted(result, key=lambda m: (m.name, version_key(m.version)))
 
     # -- endpoints --------------------------------------------------------------------------
@@ -154,5 +158,5 @@ class DeployClient:
         except NoNodeError:
             return {}
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot list endpoints under {root}: {describe(exc)}") from exc
+            raise zk_error(f"cannot list endpoints under {root}", exc) from exc
         return {k: sorted(v, key=lambda e: e.url) for k, v in sorted(found.items())}

@@ -34,6 +34,7 @@ import httpx
 from cachetools import TTLCache
 
 from maas.discovery import DiscoveryClient
+from maas.endpoint_auth import EndpointCredentials
 from maas.registration import Endpoint
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class GatewaySettings:
     eject_max: float = 30.0
     max_connections: int = 64
     batch_max_rows: int = 1000  # rows in one batched request (the built-in model server takes 1024)
+    # bearer token and CA bundle of authenticated model endpoints; None: from $MAAS_MODEL_TOKEN_FILE, $MAAS_MODEL_CA_FILE
+    credentials: EndpointCredentials | None = None
 
 
 def endpoint_map(endpoint: Endpoint) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class MaasGateway:
         self.http = http or httpx.Client(
             timeout=settings.timeout,
             limits=httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections),
+            **(settings.credentials or EndpointCredentials.from_environment()).http_options(),
         )
         self.rng = rng or random.Random()
         self._lock = threading.Lock()

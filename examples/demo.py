@@ -1,13 +1,19 @@
 """`make demo`: the whole system on one machine, start to finish.
 
-Starts a local ZooKeeper (Debian's package) on 127.0.0.1, starts the controller
-(``maas_service``), uploads and deploys the DGA example with ``maas_deploy``, waits for its
-endpoint, evaluates a Stellar expression that calls the model for a few hosts, prints the
-results, then removes the model and stops everything it started.
+Starts a local ZooKeeper (Debian's package) on 127.0.0.1, protects it with digest credentials
+(a generated password per role, an ACL policy applied as the administrator; docs/security.md),
+starts the controller (``maas_service``), uploads and deploys the DGA example with
+``maas_deploy`` as a deployer, waits for its endpoint, evaluates a Stellar expression that calls
+the model for a few hosts as a reader, prints the results, then removes the model and stops
+everything it started. ``--open`` runs it without credentials (an open cluster, as before
+ACLs existed: the controller warns about it once).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -23,7 +29,9 @@ import stellar_like  # noqa: E402
 from maas.discovery import DiscoveryClient  # noqa: E402
 from maas.local_zookeeper import ZooKeeperServer  # noqa: E402
 from maas.retry import wait_until  # noqa: E402
+from maas.acl_tool import apply_cluster_policy  # noqa: E402
 from maas.zk import connect, read_config  # noqa: E402
+from maas.zkauth import AclPolicy, ZkAccess, digest_identity  # noqa: E402
 from enrichment.gateway import MaasGateway  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -35,9 +43,44 @@ def step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def run(*args: str) -> str:
+ROLES = ("admin", "controller", "runner", "deployer", "reader")
+
+
+def set_up_credentials(run_dir: Path, quorum: str, store_uri: str) -> dict[str, Path]:
+    """A credentials file per role (mode 600) and the ACL policy, applied as the administrator."""
+    files: dict[str, Path] = {}
+    holders: dict[str, list[str]] = {}
+    for role in ROLES:
+        password = secrets.token_urlsafe(18)
+        files[role] = run_dir / "credentials" / f"{role}.json"
+        files[role].parent.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(files[role], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"scheme": "digest", "user": role, "password": password}, fh)
+        holders[role] = [digest_identity(role, password)]
+    admin_access = ZkAccess.from_file(files["admin"])
+    admin = connect(quorum, access=admin_access)
+    try:
+        counts = apply_cluster_policy(admin, admin_access, AclPolicy(**holders), "/metron/maas/config",
+                                      store_uri=store_uri)
+    finally:
+        admin.stop()
+        admin.close()
+    print(f"credentials in {files['admin'].parent}; ACLs set on {sum(counts.values())} znodes")
+    return files
+
+
+def as_role(files: dict[str, Path], role: str) -> dict[str, str]:
+    """The environment of a command run with ``role``'s credentials."""
+    env = dict(os.environ)
+    if role in files:
+        env["MAAS_ZK_AUTH_FILE"] = str(files[role])
+    return env
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> str:
     print("$ " + " ".join(Path(args[0]).name if i == 0 else a for i, a in enumerate(args)), flush=True)
-    result = subprocess.run(args, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(args, capture_output=True, text=True, timeout=180, env=env)
     print(result.stdout, end="")
     if result.returncode != 0:
         print(result.stderr, end="", file=sys.stderr)
@@ -45,8 +88,10 @@ def run(*args: str) -> str:
     return result.stdout
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    secured = "--open" not in (sys.argv[1:] if argv is None else argv)
     run_dir = Path(tempfile.mkdtemp(prefix="maas-demo-"))
+    files: dict[str, Path] = {}
     zk = ZooKeeperServer(data_dir=run_dir / "zookeeper")
     controller: subprocess.Popen[bytes] | None = None
     deployed = False
@@ -55,24 +100,28 @@ def main() -> int:
         zk.start()
         quorum = zk.address
         print(f"ZooKeeper serving at {quorum}")
+        store_uri = f"file://{run_dir / 'store'}"
+        if secured:
+            step("Protecting ZooKeeper: a digest user per role, ACLs by role (maas_acl apply)")
+            files = set_up_credentials(run_dir, quorum, store_uri)
 
         step("Starting the controller (maas_service)")
         log = open(run_dir / "maas_service.log", "wb")
+        runner_auth = ["--runner-zk-auth-file", str(files["runner"])] if secured else []
         controller = subprocess.Popen(
-            [str(BIN / "maas_service"), "-zq", quorum, "--store-uri", f"file://{run_dir / 'store'}",
-             "--work-dir", str(run_dir / "work"), "--reconcile-interval", "0.5"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [str(BIN / "maas_service"), "-zq", quorum, "--store-uri", store_uri,
+             "--work-dir", str(run_dir / "work"), "--reconcile-interval", "0.5", *runner_auth],
+            stdout=log, stderr=subprocess.STDOUT, env=as_role(files, "controller"),
         )
-        client = connect(quorum)
-        store_uri = f"file://{run_dir / 'store'}"
+        client = connect(quorum, access=ZkAccess.from_file(files["reader"]) if secured else ZkAccess())
         wait_until(lambda: read_config(client).store_uri == store_uri, timeout=30,
                    what="the controller to publish its configuration")
 
         step("Deploying the DGA model (maas_deploy -mo ADD)")
         run(str(BIN / "maas_deploy"), "-zq", quorum, "-mo", "ADD", "-n", "dga", "-v", "1.0", "-ni", "1", "-m", "512",
-            "-hmp", "/models/dga/1.0", "-lmp", str(HERE / "dga" / "payload"), "--wait")
+            "-hmp", "/models/dga/1.0", "-lmp", str(HERE / "dga" / "payload"), "--wait", env=as_role(files, "deployer"))
         deployed = True
-        run(str(BIN / "maas_deploy"), "-zq", quorum, "-mo", "LIST")
+        run(str(BIN / "maas_deploy"), "-zq", quorum, "-mo", "LIST", env=as_role(files, "reader"))
 
         step("Evaluating a Stellar expression against the model")
         discovery = DiscoveryClient(client, read_config(client).service_root)
@@ -91,11 +140,16 @@ def main() -> int:
         step("Shutting down")
         if deployed and zk.proc is not None:
             subprocess.run([str(BIN / "maas_deploy"), "-zq", zk.address, "-mo", "REMOVE", "-n", "dga", "-v", "1.0",
-                            "-ni", "1", "--wait"], timeout=120)
+                            "-ni", "1", "--wait"], timeout=120, env=as_role(files, "deployer"))
         if controller is not None and controller.poll() is None:
             controller.send_signal(signal.SIGTERM)
             controller.wait(timeout=30)
         zk.cleanup()
+        service_log = run_dir / "maas_service.log"
+        complaints = [line for line in (service_log.read_text(errors="replace").splitlines() if service_log.exists() else [])
+                      if " WARNING " in line or " ERROR " in line]
+        if complaints:
+            print("maas_service warned:\n  " + "\n  ".join(complaints))
         leftovers = subprocess.run(["pgrep", "-f", str(run_dir)], capture_output=True, text=True).stdout.split()
         if leftovers:
             print(f"killing leftover processes {leftovers}", file=sys.stderr)

@@ -22,6 +22,7 @@ from maas.errors import MaasError
 from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
 from maas.zk import Layout, connect, ensure_config, installation_id
+from maas.zkauth import ZkAccess, use_policy
 
 log = logging.getLogger("maas.service")
 
@@ -52,6 +53,9 @@ log = logging.getLogger("maas.service")
               help="ZooKeeper session timeout of the runners (and so how fast a dead runner's registration goes)")
 @click.option("--request-retention-days", type=float, default=7.0, show_default=True,
               help="Days a request's terminal status is kept (maas_deploy --wait reads it) before it is deleted")
+@click.option("--allowed-store", "allowed_stores", multiple=True, metavar="URI",
+              help="A store requests may take payloads from besides --store-uri (repeatable); written like "
+                   "--store-uri (docs/security.md)")
 @click.option("--keep-exited", type=click.IntRange(0, 1000), default=5, show_default=True,
               help="Exited instances per model whose logs are kept (local: their directory; Kubernetes: their pod)")
 @click.option("--cache-max-mb", type=click.IntRange(1), default=10240, show_default=True,
@@ -63,12 +67,24 @@ log = logging.getLogger("maas.service")
 @click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig file (default: in-cluster config)")
 @click.option("--k8s-pending-timeout", type=float, default=300.0, show_default=True,
               help="Seconds an instance pod may stay Pending before it is replaced")
+@click.option("--model-token-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="Bearer tokens model services require (one per line; docs/security.md)")
+@click.option("--model-tls-cert", type=click.Path(path_type=Path, dir_okay=False),
+              help="PEM certificate model services serve HTTPS with")
+@click.option("--model-tls-key", type=click.Path(path_type=Path, dir_okay=False), help="Its PEM private key")
+@click.option("--model-ca-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="CA bundle that verifies model services' certificates (default: the system's)")
+@click.option("--k8s-secret", help="Secret mounted read-only at /etc/maas/secrets in instance pods, for "
+              "--runner-zk-auth-file and --model-* paths there (docs/security.md)")
+@click.option("--runner-zk-auth-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="ZooKeeper credentials file of the runners (default: the controller's own; docs/security.md)")
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(
     zk_quorum: str,
     config_path: str,
     store_uri: str | None,
+    allowed_stores: tuple[str, ...],
     write_config: bool,
     work_dir: Path,
     advertise_host: str,
@@ -89,6 +105,12 @@ def main(
     k8s_image: str,
     kubeconfig: Path | None,
     k8s_pending_timeout: float,
+    model_token_file: Path | None,
+    model_tls_cert: Path | None,
+    model_tls_key: Path | None,
+    model_ca_file: Path | None,
+    k8s_secret: str | None,
+    runner_zk_auth_file: Path | None,
     log_level: str,
 ) -> None:
     """Run the MaaS controller."""
@@ -117,22 +139,34 @@ def main(
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,
             k8s_pending_timeout=k8s_pending_timeout,
+            model_token_file=model_token_file,
+            model_tls_cert=model_tls_cert,
+            model_tls_key=model_tls_key,
+            model_ca_file=model_ca_file,
+            runner_zk_auth_file=runner_zk_auth_file,
+            k8s_secret=k8s_secret,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
-        run(settings, store_uri, launcher, write_config=write_config)
+        run(settings, store_uri, launcher, write_config=write_config, allowed_stores=list(allowed_stores) or None)
     except MaasError as exc:
         click.echo(f"maas_service: {exc}", err=True)
         sys.exit(exc.exit_code)
 
 
 def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None,
-        *, write_config: bool = False) -> None:
-    client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout)
+        *, write_config: bool = False, allowed_stores: list[str] | None = None) -> None:
+    access = ZkAccess.from_environment()
+    if not access.authenticated:
+        log.warning("no ZooKeeper credentials configured (MAAS_ZK_AUTH_FILE): any client that reaches ZooKeeper "
+                    "can deploy and run code; see docs/security.md")
+    client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout, access=access)
     try:
+        use_policy(client, settings.config_path, "controller")
         config = ensure_config(client, settings.config_path,
-                               overrides={"store_uri": store_uri, "launcher": launcher_kind}, write=write_config)
+                               overrides={"store_uri": store_uri, "launcher": launcher_kind,
+                                          "allowed_stores": allowed_stores}, write=write_config)
         installation = installation_id(client, Layout.from_config(config)) if config.launcher == "kubernetes" else None
         launcher = make_launcher(config, settings, installation=installation)
         controller = Controller(client, config, launcher, settings)

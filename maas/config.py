@@ -90,6 +90,9 @@ class MaasConfig(BaseModel):
     state_root: str = Field("/maas/state", alias="stateRoot")
     #: Where payloads live: ``file:///dir`` (embedded default).
     store_uri: str = Field(DEFAULT_STORE_URI, alias="storeUri")
+    #: Stores requests may take payloads from besides ``storeUri`` (always allowed); see
+    #: :mod:`maas.store.allowed`. Empty: the configured store only.
+    allowed_stores: list[str] = Field(default_factory=list, alias="allowedStores")
     #: Which launcher runs instances.
     launcher: Literal["local", "kubernetes"] = "local"
     #: Largest payload the store accepts and runners download, in MB.
@@ -100,6 +103,19 @@ class MaasConfig(BaseModel):
         return self.max_payload_mb << 20
 
     _check_roots = field_validator("service_root", "state_root")(staticmethod(_znode_path))
+
+    @field_validator("allowed_stores")
+    @staticmethod
+    def _check_allowed_stores(values: list[str]) -> list[str]:
+        from maas.errors import StoreError
+        from maas.store import check_store_uri
+
+        for value in values:
+            try:
+                check_store_uri(value)
+            except StoreError as exc:
+                raise ValueError(str(exc)) from exc
+        return values
 
     @field_validator("store_uri")
     @staticmethod

@@ -31,6 +31,12 @@ class RequestError(MaasError):
     http_status = 400
 
 
+class StoreNotAllowed(RequestError):
+    """A request names a payload outside the allowed stores (``allowedStores``)."""
+
+    http_status = 403
+
+
 class PayloadError(MaasError):
     """A payload that breaks the payload contract (DESIGN.md §4)."""
 
@@ -61,6 +67,14 @@ class CoordinationError(MaasError):
 
     exit_code = 6
     http_status = 503
+
+
+class AccessDenied(CoordinationError):
+    """ZooKeeper refused an operation or the credentials: the znode's ACL does not grant this
+    process's identity the right (docs/security.md)."""
+
+    exit_code = 9
+    http_status = 403
 
 
 class RequestFailed(MaasError):

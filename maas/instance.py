@@ -48,6 +48,13 @@ class InstanceSpec(BaseModel):
     cache_max_bytes: int = 10 << 30
     #: Refuse payloads larger than this many bytes.
     max_payload_bytes: int | None = None
+    #: Authenticated model endpoints: file paths given to the payload (never the secrets themselves).
+    model_token_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    model_ca_file: str | None = None
+    #: The runner's ZooKeeper credentials file (None: from its environment).
+    zk_auth_file: str | None = None
 
 
 class InstanceState(str, Enum):

@@ -60,8 +60,12 @@ class ZooKeeperServer:
     """One ZooKeeper server process."""
 
     def __init__(self, port: int | None = None, *, data_dir: Path | None = None, server_id: int | None = None,
-                 peers: list[tuple[int, int, int]] | None = None) -> None:
+                 peers: list[tuple[int, int, int]] | None = None, extra_config: list[str] | None = None,
+                 jvm_options: list[str] | None = None) -> None:
         self.port = port or free_port()
+        #: More zoo.cfg lines and JVM options (e.g. SASL: an authProvider and a JAAS configuration).
+        self.extra_config = list(extra_config or [])
+        self.jvm_options = list(jvm_options or [])
         self._own_dir = data_dir is None
         self.dir = Path(data_dir or tempfile.mkdtemp(prefix="maas-zk-"))
         self.server_id = server_id
@@ -90,6 +94,7 @@ class ZooKeeperServer:
         if self.peers:
             (data / "myid").write_text(str(self.server_id))
             lines += [f"server.{sid}=127.0.0.1:{qp}:{ep}" for sid, qp, ep in self.peers]
+        lines += self.extra_config
         cfg = self.dir / "zoo.cfg"
         cfg.write_text("\n".join(lines) + "\n")
         return cfg
@@ -101,7 +106,7 @@ class ZooKeeperServer:
         main = MAIN_QUORUM if self.peers else MAIN_STANDALONE
         log = open(self.dir / "zookeeper.log", "ab")
         self.proc = subprocess.Popen(
-            ["java", "-Xmx256m", "-cp", ":".join(ZK_JARS), main, str(cfg)],
+            ["java", "-Xmx256m", *self.jvm_options, "-cp", ":".join(ZK_JARS), main, str(cfg)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()

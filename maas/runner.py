@@ -31,17 +31,20 @@ import httpx
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
+from maas.endpoint_auth import EndpointCredentials
 from maas.errors import CoordinationError, MaasError, PayloadError
 from maas.instance import InstanceSpec, write_json_atomic
 from maas.logfiles import OutputPump, rotating_handler, tail
 from maas.process import ProcessIdentity
 from maas.payload import EndpointInfo, find_script, read_endpoint
+from maas.payload_env import payload_environment
 from maas.probe import check_http
 from maas.registration import Endpoint
 from maas.retry import Backoff
 from maas.store import open_store
 from maas.store.cache import PayloadCache
-from maas.zk import ZK_ERRORS, describe, Layout, connect, read_config
+from maas.zk import ZK_ERRORS, Layout, connect, read_config, zk_error
+from maas.zkauth import ZkAccess, use_policy
 
 log = logging.getLogger("maas.runner")
 
@@ -133,9 +136,11 @@ class Runner:
                 self.stop_service()
                 self.report("stopped")
                 return 0
-            self.client = connect(self.spec.zk_quorum, session_timeout=self.spec.zk_session_timeout)
+            access = ZkAccess.from_file(Path(self.spec.zk_auth_file)) if self.spec.zk_auth_file else None
+            self.client = connect(self.spec.zk_quorum, session_timeout=self.spec.zk_session_timeout, access=access)
             self.client.add_listener(self._on_zk_state)
             layout = Layout.from_config(read_config(self.client, self.spec.config_path))
+            use_policy(self.client, self.spec.config_path, "runner")
             self.register(layout, info)
             self.report("running", url=self.endpoint.url if self.endpoint else None)
             return self.supervise()
@@ -171,18 +176,22 @@ class Runner:
         """Run the script; wait for endpoint.dat and for the service to answer."""
         bind = self.spec.bind_host or bind_host_for(self.spec.advertise_host)
         port = free_port(bind)
-        env = dict(os.environ)
-        env.update(self.spec.env)
-        env.update(
-            MAAS_PORT=str(port),
-            MAAS_BIND_HOST=bind,
-            MAAS_ADVERTISED_HOST=self.spec.advertise_host,
-            MAAS_MODEL_NAME=self.spec.name,
-            MAAS_MODEL_VERSION=self.spec.version,
-            MAAS_INSTANCE_ID=self.spec.instance_id,
-            MAAS_MEMORY_MB=str(self.spec.memory),
-            MAAS_PYTHON=sys.executable,
-            PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        # Built from an allow-list: the runner's secrets (store tokens, ZooKeeper credentials)
+        # and whatever else its environment holds stay out of the payload.
+        env = payload_environment(
+            {
+                "MAAS_PORT": str(port),
+                "MAAS_BIND_HOST": bind,
+                "MAAS_ADVERTISED_HOST": self.spec.advertise_host,
+                "MAAS_MODEL_NAME": self.spec.name,
+                "MAAS_MODEL_VERSION": self.spec.version,
+                "MAAS_INSTANCE_ID": self.spec.instance_id,
+                "MAAS_MEMORY_MB": str(self.spec.memory),
+                "MAAS_PYTHON": sys.executable,
+                **self._endpoint_security_env(),
+            },
+            self.spec.env,
+            path_prefix=str(Path(sys.executable).parent),
         )
         try:
             self.proc = subprocess.Popen(
@@ -210,6 +219,12 @@ class Runner:
         info = info.advertised(self.spec.advertise_host)
         self._wait_until_answering(info, announced, bind)  # what will be registered is what is probed
         return info
+
+    def _endpoint_security_env(self) -> dict[str, str]:
+        """The paths of the model endpoint's token file and TLS certificate, when configured."""
+        pairs = {"MAAS_MODEL_TOKEN_FILE": self.spec.model_token_file, "MAAS_TLS_CERT_FILE": self.spec.tls_cert_file,
+                 "MAAS_TLS_KEY_FILE": self.spec.tls_key_file}
+        return {name: value for name, value in pairs.items() if value}
 
     def _check_alive(self, what: str) -> None:
         assert self.proc is not None
@@ -245,7 +260,11 @@ class Runner:
         backoff = Backoff(initial=0.05, max_delay=1.0, jitter=0.2)
         attempt = 0
         last: str = ""
-        with httpx.Client(timeout=2.0) as http:
+        credentials = EndpointCredentials.create(
+            Path(self.spec.model_token_file) if self.spec.model_token_file else None,
+            Path(self.spec.model_ca_file) if self.spec.model_ca_file else None,
+        )
+        with httpx.Client(timeout=2.0, **credentials.http_options()) as http:
             while not self.stop_event.is_set():
                 problem = check_http(http, info.url)
                 if problem is None:
@@ -288,7 +307,7 @@ class Runner:
                 self.client.delete(self.reg_path)
                 self.client.create(self.reg_path, self.endpoint.to_json(), ephemeral=True, makepath=True)
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot register {self.reg_path}: {describe(exc)}") from exc
+            raise zk_error(f"cannot register {self.reg_path}", exc) from exc
         log.info("registered %s at %s", self.reg_path, self.endpoint.url)
 
     def deregister(self) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from maas.config import DEFAULT_CONFIG_PATH
+from maas.endpoint_auth import EndpointCredentials
 from maas.retry import Backoff
 
 
@@ -40,6 +41,20 @@ class ServiceSettings(BaseModel):
     k8s_image: str = Field("maas-runner:latest", min_length=1, description="Image with the runner and model_server")
     kubeconfig: Path | None = Field(None, description="Kubeconfig file; None: in-cluster config")
     k8s_pending_timeout: float = Field(300.0, gt=0, description="Seconds a pod may stay Pending before it is replaced")
+    k8s_secret: str | None = Field(None, min_length=1, description="Secret mounted read-only at /etc/maas/secrets "
+                                                                   "in instance pods (credentials, model token)")
+    # Authenticated model endpoints (docs/security.md): paths handed to every instance.
+    model_token_file: Path | None = Field(None, description="Bearer tokens model services accept (one per line)")
+    model_tls_cert: Path | None = Field(None, description="PEM certificate model services serve HTTPS with")
+    model_tls_key: Path | None = Field(None, description="Its PEM private key")
+    model_ca_file: Path | None = Field(None, description="CA bundle verifying model services' certificates")
+    # ZooKeeper credentials of the runners (docs/security.md); None: the controller's own
+    runner_zk_auth_file: Path | None = Field(None, description="Credentials file the runners authenticate with")
+
+    @property
+    def endpoint_credentials(self) -> EndpointCredentials:
+        """What the prober sends to and trusts of model endpoints."""
+        return EndpointCredentials.create(self.model_token_file, self.model_ca_file)
 
     @property
     def restart_backoff(self) -> Backoff:

@@ -1,7 +1,11 @@
 """ZooKeeper access: connecting, the znode layout derived from the config, and reading,
 writing and watching the config znodes (:mod:`maas.config` says what each holds).
 
-Kazoo errors are translated here into :class:`~maas.errors.CoordinationError`.
+Every client of the project connects through :func:`connect`, which authenticates with the
+process's credentials (:mod:`maas.zkauth`: ``MAAS_ZK_AUTH_FILE`` or ``MAAS_ZK_USER``/``…PASSWORD``)
+and uses TLS when configured. Kazoo errors are translated here into
+:class:`~maas.errors.CoordinationError`, and a refusal by an ACL into
+:class:`~maas.errors.AccessDenied` (:func:`zk_error`).
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError, NodeExistsError
+from kazoo.exceptions import AuthFailedError, KazooException, NoAuthError, NoNodeError, NodeExistsError
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 
 from maas.config import DEFAULT_CONFIG_PATH, MaasConfig, ext_path
-from maas.errors import ConfigError, CoordinationError
+from maas.errors import AccessDenied, ConfigError, CoordinationError
+from maas.zkauth import ZkAccess, protect_kazoo_logs
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +34,20 @@ ZK_ERRORS: tuple[type[BaseException], ...] = (KazooException, KazooTimeoutError)
 
 def describe(exc: BaseException) -> str:
     """A readable cause for a kazoo error (many have an empty message)."""
+    if isinstance(exc, NoAuthError):
+        return ("not authorized: the znode's ACL does not grant this process's ZooKeeper identity the right "
+                "(check MAAS_ZK_AUTH_FILE and the ACL policy; docs/security.md)")
+    if isinstance(exc, AuthFailedError):
+        return "ZooKeeper refused this process's credentials (docs/security.md)"
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def zk_error(what: str, exc: BaseException) -> CoordinationError:
+    """The project's error for a failed ZooKeeper call: :class:`AccessDenied` when an ACL or the
+    server refused this process, else :class:`CoordinationError`."""
+    kind = AccessDenied if isinstance(exc, (NoAuthError, AuthFailedError)) else CoordinationError
+    return kind(f"{what}: {describe(exc)}")
 
 
 def connect(
@@ -38,22 +55,33 @@ def connect(
     *,
     timeout: float = 15.0,
     session_timeout: float = 10.0,
+    access: ZkAccess | None = None,
 ) -> KazooClient:
-    """Start a kazoo client on ``quorum`` (``host:port[,host:port…][/chroot]``).
+    """Start a kazoo client on ``quorum`` (``host:port[,host:port…][/chroot]``), authenticated
+    with ``access`` (default: the process's credentials from its environment).
 
-    Connection retries are unbounded (kazoo reconnects by itself); command retries are bounded.
+    Connection retries are unbounded (kazoo reconnects by itself, and sends the credentials again
+    on every new connection); command retries are bounded.
     """
+    access = ZkAccess.from_environment() if access is None else access
+    protect_kazoo_logs()  # kazoo would log a digest password at DEBUG
     client = KazooClient(
         hosts=quorum,
         timeout=session_timeout,
         connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0),
         command_retry=KazooRetry(max_tries=5, delay=0.1, max_delay=2.0),
+        **access.kazoo_options(),
     )
     try:
         client.start(timeout=timeout)
+        if access.credentials is not None and access.credentials.scheme == "sasl":
+            # kazoo reports CONNECTED before the SASL exchange ends; a first call waits for its
+            # outcome, so refused credentials fail here rather than at some later call.
+            client.exists("/")
     except ZK_ERRORS as exc:
+        client.stop()
         client.close()
-        raise CoordinationError(f"cannot connect to ZooKeeper at {quorum}: {describe(exc)}") from exc
+        raise zk_error(f"cannot connect to ZooKeeper at {quorum} ({access.describe()})", exc) from exc
     return client
 
 
@@ -127,7 +155,7 @@ def installation_id(client: KazooClient, layout: Layout) -> str:
             pass
         data, _ = client.get(layout.installation)
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot read the installation id {layout.installation}: {describe(exc)}") from exc
+        raise zk_error(f"cannot read the installation id {layout.installation}", exc) from exc
     value = data.decode("ascii", "replace").strip()
     if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?", value):
         raise ConfigError(f"{layout.installation} holds {value!r}, which is not a valid installation id")
@@ -141,7 +169,7 @@ def _get_optional(client: KazooClient, path: str) -> tuple[bytes | None, int]:
     except NoNodeError:
         return None, -1
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot read config znode {path}: {describe(exc)}") from exc
+        raise zk_error(f"cannot read config znode {path}", exc) from exc
     return data, stat.version
 
 
@@ -168,7 +196,7 @@ def _write(client: KazooClient, path: str, data: bytes) -> None:
         except NodeExistsError:
             client.set(path, data)
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot write config znode {path}: {describe(exc)}") from exc
+        raise zk_error(f"cannot write config znode {path}", exc) from exc
 
 
 def ensure_config(

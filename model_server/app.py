@@ -9,6 +9,9 @@ Routes:
   ``GET …/ready``, ``POST …/infer``;
 * ``GET /metrics`` — Prometheus metrics (:mod:`model_server.metrics`).
 
+With a token file configured, every route but ``/metrics`` and health needs a bearer token
+(:mod:`model_server.auth`), checked in front of everything else.
+
 Both protocols infer through one :class:`~model_server.batcher.Batcher`, started and drained by
 the app's lifespan (which first warms the model up). Every error is a JSON ``{"error": "…"}`` with
 the status of its :class:`~model_server.errors.ModelServerError`; no request can stop the service.
@@ -36,6 +39,7 @@ from starlette.datastructures import QueryParams, State
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from model_server import jsonio
+from model_server.auth import BearerAuth
 from model_server.batcher import Batcher
 from model_server.errors import ModelNotFound, ModelServerError, PayloadTooLarge
 from model_server.metrics import CONTENT_TYPE, ERROR_KIND_KEY, Message, Metrics, MetricsMiddleware, Receive, Scope, Send
@@ -229,7 +233,7 @@ def create_app(settings: Settings, runtime: ModelRuntime | None = None, *, hot_p
         body = await read_body(request, settings.max_body_bytes)
         return JSONBody(await metron.apply_body(function, body))
 
-    return HotPaths(app, metron, v2, metrics, settings, enabled=hot_paths)
+    return HotPaths(app, metron, v2, metrics, settings, enabled=hot_paths, auth=BearerAuth.from_settings(settings))
 
 
 HEADER_LENGTH_BYTES = HEADER_LENGTH.encode("ascii")
@@ -250,8 +254,9 @@ class HotPaths:
     other request (and the lifespan) passed to the FastAPI app ``api``."""
 
     def __init__(self, api: FastAPI, metron: MetronProtocol, v2: V2Protocol, metrics: Metrics, settings: Settings,
-                 *, enabled: bool = True) -> None:
+                 *, enabled: bool = True, auth: BearerAuth | None = None) -> None:
         self.api = api
+        self.auth = auth
         self.metron = metron
         self.v2 = v2
         self.metrics = metrics
@@ -271,6 +276,9 @@ class HotPaths:
         return self.api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.auth is not None and scope["type"] == "http" and not self.auth.allows(scope):
+            await self.auth.refuse(receive, send)
+            return
         if self.enabled and scope["type"] == "http":
             path, method = scope["path"], scope["method"]
             if path == self.function_path and method in ("GET", "POST"):

@@ -91,6 +91,8 @@ def serve(app: FastAPI | HotPaths, settings: Settings, functions: dict[str, str]
         app, host=settings.host, port=settings.port, log_level=settings.log_level,
         access_log=settings.access_log, lifespan="on", timeout_graceful_shutdown=math.ceil(settings.graceful_timeout),
         server_header=False, proxy_headers=False,
+        ssl_certfile=str(settings.tls_cert_file) if settings.tls_cert_file else None,
+        ssl_keyfile=str(settings.tls_key_file) if settings.tls_key_file else None,
     )
     serving = getattr(app.state, "serving", None)
     server = ModelServer(config, settings, functions, on_drain=serving.drain if serving is not None else None)

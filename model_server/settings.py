@@ -73,6 +73,12 @@ class Settings(BaseModel):
                                description="Reported by GET / and served as /v2/models/{name}/versions/{version}")
     log_level: LogLevel = "info"
     access_log: bool = False
+    auth_token_file: Path | None = Field(
+        None, description="File of accepted bearer tokens, one per line; None: no authentication")
+    protect_metrics: bool = Field(False, description="/metrics needs the token too")
+    protect_health: bool = Field(False, description="/v2/health/live and /v2/health/ready need the token too")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate (chain): serve HTTPS")
+    tls_key_file: Path | None = Field(None, description="PEM private key of the certificate")
 
     @field_validator("host", "advertised_host")
     @classmethod
@@ -113,7 +119,29 @@ class Settings(BaseModel):
             raise PayloadError(f"model file {self.model_path} does not exist")
         if self.signature_file is not None and not self.signature_path_given.is_file():
             raise PayloadError(f"signature file {self.signature_path_given} does not exist")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise SettingsError("tls_cert_file and tls_key_file go together: give both or neither")
+        for name in ("auth_token_file", "tls_cert_file", "tls_key_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise SettingsError(f"{name}: {path} does not exist or is not a file")
+        if self.auth_token_file is not None and not self.auth_tokens():
+            raise SettingsError(f"auth_token_file: {self.auth_token_file} holds no token")
         return self
+
+    def auth_tokens(self) -> list[str]:
+        """The accepted bearer tokens (the token file's non-empty lines); empty without a file."""
+        if self.auth_token_file is None:
+            return []
+        try:
+            text = self.auth_token_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"auth_token_file: cannot read {self.auth_token_file}: {exc}") from exc
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     # -- derived ----------------------------------------------------------------------------------
     @property
@@ -139,7 +167,7 @@ class Settings(BaseModel):
                 host = f"[{host}]"
         except ValueError:
             pass
-        return f"http://{host}:{self.port if port is None else port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port if port is None else port}"
 
     # -- construction -----------------------------------------------------------------------------
     @classmethod
@@ -220,6 +248,19 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="model name reported by GET / (default: $MAAS_MODEL_NAME)")
     parser.add_argument("--model-version", default=envget("MAAS_MODEL_VERSION") or env("model-version"),
                         help="model version reported by GET / (default: $MAAS_MODEL_VERSION)")
+    parser.add_argument("--auth-token-file", default=env("auth-token-file", "MAAS_MODEL_TOKEN_FILE"),
+                        help="require 'Authorization: Bearer <token>' with a token from this file, one per line "
+                             "(default: $MAAS_MODEL_TOKEN_FILE; none: no authentication)")
+    parser.add_argument("--protect-metrics", action="store_const", const=True,
+                        default=_flag(env("protect-metrics"), "protect-metrics"),
+                        help="/metrics needs the token too (default: open)")
+    parser.add_argument("--protect-health", action="store_const", const=True,
+                        default=_flag(env("protect-health"), "protect-health"),
+                        help="the health routes need the token too (default: open)")
+    parser.add_argument("--tls-cert", dest="tls_cert_file", default=env("tls-cert", "MAAS_TLS_CERT_FILE"),
+                        help="serve HTTPS with this PEM certificate (default: $MAAS_TLS_CERT_FILE)")
+    parser.add_argument("--tls-key", dest="tls_key_file", default=env("tls-key", "MAAS_TLS_KEY_FILE"),
+                        help="the certificate's PEM private key (default: $MAAS_TLS_KEY_FILE)")
     parser.add_argument("--log-level", default=env("log-level"), help="critical|error|warning|info|debug")
     parser.add_argument("--access-log", action="store_const", const=True,
                         default=_flag(env("access-log"), "access-log"), help="log every request")

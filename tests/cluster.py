@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import psutil
+from kazoo.exceptions import NoNodeError
 
 from deploy_client.api import DeployClient
 from maas.retry import wait_until
@@ -30,13 +31,14 @@ class Cluster:
         self.controllers: list[subprocess.Popen[bytes]] = []
         self._client: DeployClient | None = None
 
-    def start_controller(self, *extra: str) -> subprocess.Popen[bytes]:
+    def start_controller(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``maas_service``; ``env`` is added to this process's environment for it."""
         log = open(self.tmp / f"controller-{len(self.controllers)}.log", "ab")
         proc = subprocess.Popen(
             [sys.executable, "-m", "maas.cli", "-zq", self.quorum, "--store-uri", f"file://{self.store}",
              "--work-dir", str(self.work), "--reconcile-interval", "0.5", "--stop-grace", "5",
              "--start-timeout", "30", *extra],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})},
         )
         log.close()
         self.controllers.append(proc)
@@ -92,7 +94,13 @@ class Cluster:
         root = f"{self.client.layout.service_root}/{name}"
         if not zk.exists(root):
             return {}
-        return {child: json.loads(zk.get(f"{root}/{child}")[0]) for child in zk.get_children(root)}
+        found = {}
+        for child in zk.get_children(root):
+            try:
+                found[child] = json.loads(zk.get(f"{root}/{child}")[0])
+            except NoNodeError:  # deregistered between the listing and the read
+                continue
+        return found
 
     def status_of(self, name: str):  # type: ignore[no-untyped-def]
         """The model's published ModelStatus, or None."""

@@ -18,11 +18,11 @@ def cluster_factory(zk_quorum: str, tmp_path: Path) -> Iterator[Callable[..., Cl
     """Makes clusters whose first controller runs with the given extra flags."""
     made: list[Cluster] = []
 
-    def make(*flags: str, quorum: str | None = None, start: bool = True) -> Cluster:
+    def make(*flags: str, quorum: str | None = None, start: bool = True, env: dict[str, str] | None = None) -> Cluster:
         c = Cluster(quorum or zk_quorum, tmp_path / f"cluster{len(made)}")
         made.append(c)
         if start:
-            c.start_controller(*flags)
+            c.start_controller(*flags, env=env)
             c.client  # the config znode is published: deploys now find the store
         return c
 

@@ -74,13 +74,17 @@ def test_deploy_dga_call_from_stellar_kill_and_remove(cluster: Cluster) -> None:
         discovery.close()
 
 
-def test_make_demo_script_runs_and_leaves_nothing_behind() -> None:
+@pytest.mark.parametrize("flags", [[], ["--open"]], ids=["with-credentials", "open"])
+def test_make_demo_script_runs_and_leaves_nothing_behind(flags: list[str]) -> None:
     before = {p.pid for p in psutil.process_iter()}
-    result = subprocess.run([sys.executable, str(REPO / "examples" / "demo.py")], capture_output=True, text=True,
-                            timeout=300, cwd=REPO)
+    result = subprocess.run([sys.executable, str(REPO / "examples" / "demo.py"), *flags], capture_output=True,
+                            text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "'legit'" in result.stdout and "'malicious'" in result.stdout
     assert "Everything stopped." in result.stdout
+    # The demo protects its ZooKeeper itself; without credentials the controller warns, once.
+    assert result.stdout.count("no ZooKeeper credentials configured") == (1 if flags else 0)
+    assert ("ACLs set on" in result.stdout) == (not flags)
     # Everything the demo starts (ZooKeeper, controller, runners, services) lives in its run directory.
     leftovers = [p.info for p in psutil.process_iter(["cmdline", "cwd"]) if p.pid not in before
                  and any("maas-demo-" in part for part in (p.info["cmdline"] or []) + [p.info["cwd"] or ""])]

@@ -13,8 +13,8 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from maas.errors import CoordinationError, describe_validation
-from maas.zk import ZK_ERRORS, describe, Layout
+from maas.errors import describe_validation
+from maas.zk import ZK_ERRORS, Layout, zk_error
 
 
 class ModelKey(NamedTuple):
@@ -106,7 +106,7 @@ def read_desired_state(client: KazooClient, layout: Layout) -> DesiredState:
     except NoNodeError:
         return result
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot read desired state under {layout.models}: {describe(exc)}") from exc
+        raise zk_error(f"cannot read desired state under {layout.models}", exc) from exc
     return result
 
 
@@ -123,5 +123,5 @@ def read_model(client: KazooClient, layout: Layout, key: ModelKey) -> tuple[Desi
     except NoNodeError:
         return None, -1
     except ZK_ERRORS as exc:
-        raise CoordinationError(f"cannot read desired state {path}: {describe(exc)}") from exc
+        raise zk_error(f"cannot read desired state {path}", exc) from exc
     return parse_desired(key, path, data), stat.version

@@ -22,7 +22,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError, NodeExistsError
@@ -31,8 +31,9 @@ from maas.controller.desired import DesiredModel, ModelKey, Unreadable, read_mod
 from maas.errors import CoordinationError, MaasError, RequestError
 from maas.payload import find_script
 from maas.request import Action, ModelRequest, RequestState, RequestStatus, parse_request
-from maas.store import open_store, split_uri
-from maas.zk import ZK_ERRORS, describe, Layout
+from maas.store import open_store
+from maas.store.allowed import resolve_allowed
+from maas.zk import ZK_ERRORS, Layout, zk_error
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,12 @@ class Intake:
         default_store: str,
         *,
         check_payload: PayloadCheck = check_payload_in_store,
+        allowed_stores: Sequence[str] = (),
     ) -> None:
         self.client = client
         self.layout = layout
         self.default_store = default_store
+        self.allowed_stores: list[str] = list(allowed_stores)
         self.check_payload = check_payload
         #: Failed transactions per queue item (bounded: an item leaves the queue after MAX_ATTEMPTS).
         self._attempts: dict[str, int] = {}
@@ -82,7 +85,7 @@ class Intake:
         except NoNodeError:
             return []
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot list queue {self.layout.queue}: {describe(exc)}") from exc
+            raise zk_error(f"cannot list queue {self.layout.queue}", exc) from exc
 
     def apply_next(self) -> Outcome | None:
         """Apply the queue's head item; None when the queue is empty."""
@@ -99,7 +102,7 @@ class Intake:
         except NoNodeError:
             return self.apply_next()
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot read queue item {item_path}: {describe(exc)}") from exc
+            raise zk_error(f"cannot read queue item {item_path}", exc) from exc
 
         # An item without a requestId (Metron's clients send none) is named by its queue node and
         # the node's creation zxid: unique for ever, even once the queue is recreated and its
@@ -116,7 +119,7 @@ class Intake:
         except CoordinationError:
             raise  # ZooKeeper trouble: the item stays, the next pass tries again
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot apply queue item {item}: {describe(exc)}") from exc
+            raise zk_error(f"cannot apply queue item {item}", exc) from exc
         except Exception as exc:  # one request's failure never blocks the queue
             if isinstance(exc, MaasError):
                 reason = str(exc)
@@ -133,7 +136,7 @@ class Intake:
         try:
             duplicate = self.client.exists(status_path) is not None
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot read request status {status_path}: {describe(exc)}") from exc
+            raise zk_error(f"cannot read request status {status_path}", exc) from exc
         if duplicate:
             # The same requestId was submitted twice: the first one stands, this one is dropped.
             txn = self.client.transaction()
@@ -148,7 +151,7 @@ class Intake:
         try:
             results = txn.commit()
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot apply queue item {item}: {describe(exc)}") from exc
+            raise zk_error(f"cannot apply queue item {item}", exc) from exc
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             # Someone changed the state under us (another controller, or a re-run): re-read and
@@ -192,7 +195,8 @@ class Intake:
             target = max(0, have - request.num_instances)
 
         if request.path and request.action is not Action.REMOVE:
-            store_uri, path = split_uri(request.path, self.default_store)
+            # the allowedStores rule comes first: nothing is read from a store it refuses
+            store_uri, path = resolve_allowed(request.path, self.default_store, self.allowed_stores)
             if current is None or (store_uri, path) != (current.store_uri, current.path):
                 self.check_payload(store_uri, path)
         elif current is not None:

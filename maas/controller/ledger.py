@@ -20,9 +20,8 @@ from typing import Callable, Iterable
 from kazoo.client import KazooClient
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
-from maas.errors import CoordinationError
 from maas.request import RequestStatus
-from maas.zk import ZK_ERRORS, Layout, describe
+from maas.zk import ZK_ERRORS, Layout, zk_error
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ class RequestLedger:
             ids = self.client.get_children(self.layout.pending_index)
             statuses = self._read(ids)
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot read pending requests: {describe(exc)}") from exc
+            raise zk_error(f"cannot read pending requests", exc) from exc
         pending: dict[str, RequestStatus] = {}
         stale = []
         for request_id in ids:
@@ -102,7 +101,7 @@ class RequestLedger:
         try:
             results = txn.commit()
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot record status of request {status.request_id}: {describe(exc)}") from exc
+            raise zk_error(f"cannot record status of request {status.request_id}", exc) from exc
         if not any(isinstance(r, Exception) for r in results):
             return True
         # The entry was missing (an index built by hand, or already dropped): the status alone.
@@ -111,7 +110,7 @@ class RequestLedger:
         except NoNodeError:
             return False
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot record status of request {status.request_id}: {describe(exc)}") from exc
+            raise zk_error(f"cannot record status of request {status.request_id}", exc) from exc
         return True
 
     # -- retention ----------------------------------------------------------------------------
@@ -136,7 +135,7 @@ class RequestLedger:
             doomed = [r for r in old if r in statuses and statuses[r].state.terminal]
             self._delete_all(self.layout.request(r) for r in doomed)
         except ZK_ERRORS as exc:
-            raise CoordinationError(f"cannot prune request statuses: {describe(exc)}") from exc
+            raise zk_error(f"cannot prune request statuses", exc) from exc
         if doomed:
             log.info("pruned %d request status(es) older than %.1f days", len(doomed), self.retention_seconds / 86400)
         return len(doomed)

@@ -11,6 +11,7 @@ from typing import Callable
 
 import httpx
 
+from maas.endpoint_auth import EndpointCredentials
 from maas.instance import Instance, InstanceState
 from maas.probe import check_http
 
@@ -21,10 +22,11 @@ Check = Callable[[str], "str | None"]
 
 class Prober:
     def __init__(self, period: float, *, check: Check | None = None, timeout: float = 2.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, credentials: EndpointCredentials | None = None) -> None:
         self.period = period
         self.rng = rng or random.Random()
-        self._http = httpx.Client(timeout=timeout) if check is None else None
+        options = (credentials or EndpointCredentials()).http_options()
+        self._http = httpx.Client(timeout=timeout, **options) if check is None else None
         self._check: Check = check or (lambda url: check_http(self._http, url))  # type: ignore[arg-type]
         self._targets: dict[str, str] = {}
         self._failures: dict[str, int] = {}

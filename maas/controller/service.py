@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Collection
 
 from kazoo.client import KazooClient, KazooState
@@ -70,7 +71,7 @@ class Controller:
         self.launcher = launcher
         self.settings = settings
         self.clock = clock
-        self.intake = Intake(client, self.layout, config.store_uri)
+        self.intake = Intake(client, self.layout, config.store_uri, allowed_stores=config.allowed_stores)
         self.executor = Executor(
             launcher,
             self._spec_for,
@@ -78,7 +79,7 @@ class Controller:
             backoff=settings.restart_backoff,
             stable_after=settings.stable_after,
         )
-        self.prober = Prober(settings.probe_interval)
+        self.prober = Prober(settings.probe_interval, credentials=settings.endpoint_credentials)
         self.ledger = RequestLedger(client, self.layout, retention_seconds=settings.request_retention_days * 86400)
         self._next_prune = 0.0
         self.identifier = f"{socket.gethostname()}:{os.getpid()}"
@@ -148,6 +149,7 @@ class Controller:
         log.info("configuration changed: %s", config.to_json().decode())
         self.config = config
         self.intake.default_store = config.store_uri
+        self.intake.allowed_stores = list(config.allowed_stores)
         self.wake()
 
     def _on_zk_state(self, state: KazooState) -> None:
@@ -384,7 +386,16 @@ class Controller:
             cache_dir=str(s.work_dir.resolve() / "cache"),
             cache_max_bytes=s.cache_max_mb << 20,
             max_payload_bytes=self.config.max_payload_bytes,
+            model_token_file=_path(s.model_token_file),
+            tls_cert_file=_path(s.model_tls_cert),
+            tls_key_file=_path(s.model_tls_key),
+            model_ca_file=_path(s.model_ca_file),
+            zk_auth_file=_path(s.runner_zk_auth_file),
         )
+
+
+def _path(path: Path | None) -> str | None:
+    return str(path.resolve()) if path is not None else None
 
 
 def _group(instances: list[Instance]) -> dict[ModelKey, list[Instance]]:

@@ -84,6 +84,8 @@ DATA_DIR = "/var/lib/maas"
 INSTANCE_DIR = f"{DATA_DIR}/instance"
 CACHE_DIR = f"{DATA_DIR}/cache"
 SPEC_ENV = "MAAS_INSTANCE_SPEC"
+#: Where ``--k8s-secret`` is mounted in runner pods.
+SECRETS_DIR = "/etc/maas/secrets"
 #: The image's non-root user (see the Dockerfile).
 RUNNER_UID = 10001
 #: Seconds past the runner's own drain + stop grace before the kubelet SIGKILLs the pod, so the
@@ -138,8 +140,14 @@ def cpu_quantity(cpu: float) -> str:
 
 
 # -- the pod -------------------------------------------------------------------------------------
-def build_pod(spec: InstanceSpec, *, namespace: str, image: str, installation: str | None = None) -> k8s.V1Pod:
-    """The pod that runs one instance."""
+def build_pod(spec: InstanceSpec, *, namespace: str, image: str, installation: str | None = None,
+              secret: str | None = None) -> k8s.V1Pod:
+    """The pod that runs one instance; ``secret`` names a Secret mounted read-only at
+    :data:`SECRETS_DIR` (the runner's ZooKeeper credentials, the model token and certificate:
+    docs/security.md), for the spec's file paths to point into."""
+    secret_mounts = [k8s.V1VolumeMount(name="secrets", mount_path=SECRETS_DIR, read_only=True)] if secret else []
+    secret_volumes = [k8s.V1Volume(name="secrets", secret=k8s.V1SecretVolumeSource(
+        secret_name=secret, default_mode=0o440))] if secret else []
     pod_spec_json = spec.model_copy(update={"cache_dir": CACHE_DIR}).model_dump_json()
     quantities: dict[str, str] = {}
     if spec.memory > 0:
@@ -176,6 +184,7 @@ def build_pod(spec: InstanceSpec, *, namespace: str, image: str, installation: s
         volume_mounts=[
             k8s.V1VolumeMount(name="data", mount_path=DATA_DIR),
             k8s.V1VolumeMount(name="tmp", mount_path="/tmp"),
+            *secret_mounts,
         ],
         # The runner logs why it failed as its last line: it becomes the termination message.
         termination_message_policy="FallbackToLogsOnError",
@@ -220,6 +229,7 @@ def build_pod(spec: InstanceSpec, *, namespace: str, image: str, installation: s
             volumes=[
                 k8s.V1Volume(name="data", empty_dir=k8s.V1EmptyDirVolumeSource()),
                 k8s.V1Volume(name="tmp", empty_dir=k8s.V1EmptyDirVolumeSource()),
+                *secret_volumes,
             ],
         ),
     )
@@ -406,8 +416,10 @@ class KubernetesLauncher(Launcher):
         installation: str | None = None,
         keep_exited: int = 5,
         legacy_owner: tuple[str, str] | None = None,
+        secret: str | None = None,
     ) -> None:
         self.api_client = api_client
+        self.secret = secret
         self.api = k8s.CoreV1Api(api_client)
         self.namespace = namespace
         self.image = image
@@ -454,6 +466,7 @@ class KubernetesLauncher(Launcher):
             installation=installation,
             keep_exited=settings.keep_exited,
             legacy_owner=(settings.zk_quorum, settings.config_path),
+            secret=settings.k8s_secret,
         )
 
     # -- API calls ----------------------------------------------------------------------------
@@ -513,7 +526,8 @@ class KubernetesLauncher(Launcher):
     def start(self, spec: InstanceSpec) -> None:
         if spec.instance_id in self._tracked:
             raise LauncherError(f"instance {spec.instance_id} already exists")
-        pod = build_pod(spec, namespace=self.namespace, image=self.image, installation=self.installation)
+        pod = build_pod(spec, namespace=self.namespace, image=self.image, installation=self.installation,
+                        secret=self.secret)
         name = _name(pod)
         created = self._call(
             f"create pod {name} in namespace {self.namespace}",

@@ -4,6 +4,7 @@ Security Standard, and pod statuses map to instance states as documented."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -67,8 +68,9 @@ def test_quantities_and_grace() -> None:
     assert grace_seconds(make_spec("x", drain_seconds=0.5, stop_grace=10)) == 13
 
 
-def pod_dict(**spec_fields: Any) -> dict[str, Any]:
-    pod = build_pod(make_spec("dga-1.0-0123456789", **spec_fields), namespace="maas", image="maas:test")
+def pod_dict(secret: str | None = None, **spec_fields: Any) -> dict[str, Any]:
+    pod = build_pod(make_spec("dga-1.0-0123456789", **spec_fields), namespace="maas", image="maas:test",
+                    secret=secret)
     body: dict[str, Any] = k8s.ApiClient().sanitize_for_serialization(pod)  # type: ignore[no-untyped-call]
     return body
 
@@ -78,6 +80,18 @@ def pod_dict(**spec_fields: Any) -> dict[str, Any]:
                          ids=["default", "cpu", "no-memory"])
 def test_pod_manifest_passes_the_schema(version: str, fields: dict[str, Any]) -> None:
     kubernetes_validate.validate(pod_dict(**fields), version, strict=True)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_a_secret_is_mounted_read_only_for_the_credential_paths(version: str) -> None:
+    pod = pod_dict(secret="maas-instance-secrets", zk_auth_file="/etc/maas/secrets/zk.json",
+                   model_token_file="/etc/maas/secrets/model.token")
+    kubernetes_validate.validate(pod, version, strict=True)
+    [container] = pod["spec"]["containers"]
+    assert {"name": "secrets", "mountPath": "/etc/maas/secrets", "readOnly": True} in container["volumeMounts"]
+    assert {"name": "secrets", "secret": {"secretName": "maas-instance-secrets", "defaultMode": 0o440}} \
+        in pod["spec"]["volumes"]
+    assert "secrets" not in json.dumps(pod_dict()["spec"]["volumes"])
 
 
 def test_no_memory_means_no_limit() -> None:
@@ -94,7 +108,7 @@ def test_pod_meets_the_restricted_pod_security_standard() -> None:
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert spec["automountServiceAccountToken"] is False
     assert not any(key in spec for key in ("hostNetwork", "hostPID", "hostIPC"))
-    assert all("emptyDir" in volume for volume in spec["volumes"])
+    assert all("emptyDir" in volume or "secret" in volume for volume in spec["volumes"])
 
 
 # -- status mapping, one pod at a time -----------------------------------------------------------

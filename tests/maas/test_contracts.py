@@ -31,8 +31,8 @@ def test_config_splits_into_metrons_keys_and_ours() -> None:
     main, ext = (json.loads(d) for d in cfg.znode_payloads())
     # Exactly what Metron's strict (Jackson) MaaSConfig reader accepts.
     assert main == {"queue": "ZOOKEEPER", "queueConfig": {"zk_path": "/maas/queue"}, "serviceRoot": "/maas/service"}
-    assert ext == {"stateRoot": "/maas/state", "storeUri": "file:///s", "launcher": "local", "maxPayloadMB": 4096,
-                   "extraKey": 1}
+    assert ext == {"stateRoot": "/maas/state", "storeUri": "file:///s", "allowedStores": [], "launcher": "local",
+                   "maxPayloadMB": 4096, "extraKey": 1}
     assert MaasConfig.from_znodes(*cfg.znode_payloads()) == cfg
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
@@ -78,11 +79,13 @@ def test_malformed_request_and_broken_payload_fail_but_queue_goes_on(cluster: Cl
     cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "2", "--wait")
 
 
-def test_deploy_the_example_from_an_hdfs_store(cluster: Cluster, tmp_path: Path) -> None:
+def test_deploy_the_example_from_an_hdfs_store(cluster_factory: Callable[..., Cluster], tmp_path: Path) -> None:
     from tests.webhdfs_server import WebHdfsServer
 
     payload = Path(__file__).resolve().parents[2] / "examples" / "dga" / "payload"
     with WebHdfsServer(tmp_path / "hdfs") as hdfs:
+        # a store besides the configured one must be allowed (docs/security.md)
+        cluster = cluster_factory("--allowed-store", f"hdfs://127.0.0.1:{hdfs.port}/user/maas")
         uri = f"hdfs://127.0.0.1:{hdfs.port}/user/maas/models/dga/3"
         out = cluster.maas_deploy("-mo", "ADD", "-n", "dga", "-v", "3", "-hmp", uri, "-lmp", str(payload), "--wait")
         assert "Uploaded" in out.stdout and "done" in out.stdout
