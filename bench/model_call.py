@@ -4,7 +4,9 @@
 - the raw-HTTP floor: a minimal keep-alive client (:class:`bench.transports.FloorClient`) sending
   ``GET /apply?host=…`` to our model_server;
 - the same GET through each HTTP client the gateway could use: the gateway's keep-alive pool
-  (:mod:`enrichment.httppool`), ``http.client``, ``urllib3``, ``httpx``;
+  (:mod:`enrichment.httppool`), ``http.client``, ``urllib3``, ``httpx``; and the Open Inference
+  Protocol's ``POST /v2/models/dga/infer`` through the pool (HTTP/2 is not offered: uvicorn speaks
+  HTTP/1.1; the binary tensor extension saves nothing on one short string);
 - ``MAAS_MODEL_APPLY`` through a Stellar expression: discovery cache + gateway + HTTP (result
   cache disabled, so every call reaches the model), over each of those clients;
 - all of it against two instances deployed for real: ``dga`` as shipped, and ``dga_hop``, the
@@ -163,6 +165,13 @@ def run() -> list[Result]:
             closers.append(transport.close)
             return lambda h: json.loads(transport.request("GET", urls[model], "apply", query=urlencode({"host": h})).body)
 
+        v2_pool = KeepAlivePool(max_connections=16)
+        closers.append(v2_pool.close)
+
+        def v2_infer(h: str) -> object:
+            body = json.dumps({"inputs": [{"name": "host", "datatype": "BYTES", "shape": [1], "data": [h]}]})
+            return json.loads(v2_pool.request("POST", urls["dga"], "v2/models/dga/infer", body=body.encode()).body)
+
         def maas_apply(kind: str, model: str) -> Callable[[str], object]:
             transport = transports[kind]()
             gateway = MaasGateway(discovery, GatewaySettings(cache_size=0), http=transport)
@@ -178,6 +187,7 @@ def run() -> list[Result]:
         ]
         for kind in transports:
             rows.append((f"{kind}, GET /apply (dga)", client_get(kind, "dga"), False))
+        rows.append(("keep-alive pool, POST /v2/models/dga/infer (JSON)", v2_infer, False))
         rows += [
             ("MAAS_MODEL_APPLY after: keep-alive pool, dga", maas_apply("keep-alive pool", "dga"), True),
             ("MAAS_MODEL_APPLY before: httpx, dga_hop", maas_apply("httpx", "dga_hop"), True),
