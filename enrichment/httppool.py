@@ -90,7 +90,7 @@ class _Origin:
 class _Connection:
     """One socket and its response parser (the parser's callbacks are methods of this object)."""
 
-    __slots__ = ("sock", "parser", "_chunks", "_complete", "_received", "_keep")
+    __slots__ = ("sock", "parser", "_chunks", "_complete", "_received", "_keep", "_headers_done", "_framed")
 
     def __init__(self, origin: _Origin, timeout: float, tls: ssl.SSLContext | None) -> None:
         sock = socket.create_connection((origin.host, origin.port), timeout=timeout)
@@ -107,8 +107,17 @@ class _Connection:
         self._complete = False
         self._received = False
         self._keep = False
+        self._headers_done = False
+        self._framed = False  # the answer says where it ends (Content-Length, chunked)
 
     # httptools callbacks
+    def on_header(self, name: bytes, _value: bytes) -> None:
+        if len(name) in (14, 17) and name.lower() in (b"content-length", b"transfer-encoding"):
+            self._framed = True
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+
     def on_body(self, body: bytes) -> None:
         self._chunks.append(body)
 
@@ -127,10 +136,14 @@ class _Connection:
         self._chunks = []
         self._complete = False
         self._received = False
+        self._headers_done = False
+        self._framed = False
         self.sock.sendall(request)
         while not self._complete:
             data = self.sock.recv(RECV_BYTES)
             if not data:
+                if self._headers_done and not self._framed:  # an answer that ends where the connection does
+                    return self.parser.get_status_code(), b"".join(self._chunks), False
                 raise ConnectionResetError("the server closed the connection before answering in full")
             self._received = True
             self.parser.feed_data(data)

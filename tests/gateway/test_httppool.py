@@ -39,6 +39,10 @@ class Server:
                 parts = urlsplit(self.path)
                 body = json.dumps({"method": self.command, "path": parts.path, "query": dict(parse_qsl(parts.query)),
                                    "body": body_in.decode(), "host": self.headers["Host"]}).encode()
+                if server.mode == "unframed":  # HTTP/1.0 style: the body ends with the connection
+                    self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + body)
+                    self.close_connection = True
+                    return
                 if server.mode == "garbage":
                     self.wfile.write(b"NOT HTTP AT ALL\r\n\r\n")
                     return
@@ -124,6 +128,13 @@ def test_chunked_answers_are_read_whole(server: Server, pool: KeepAlivePool) -> 
     assert answer(pool, server.url, query="host=a")["query"] == {"host": "a"}
     assert answer(pool, server.url, query="host=b")["query"] == {"host": "b"}
     assert server.connections == 1
+
+
+def test_an_answer_ending_with_its_connection_is_read_whole(server: Server, pool: KeepAlivePool) -> None:
+    server.mode = "unframed"
+    assert answer(pool, server.url, query="host=a")["query"] == {"host": "a"}
+    assert answer(pool, server.url, query="host=b")["query"] == {"host": "b"}
+    assert server.connections == 2 and pool.stats["reused"] == 0
 
 
 def test_connection_close_is_honoured(server: Server, pool: KeepAlivePool) -> None:
