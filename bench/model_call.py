@@ -14,8 +14,10 @@
   on the event loop (every request hops to the runner thread and back).
 
 "before" is the gateway over httpx against ``dga_hop`` (what a call cost before this path was
-made lean), "after" the gateway as shipped against ``dga``. Single-caller p50/p99 (every way measured
-in turns, five rounds of 200 calls, so the machine's varying load falls on all alike), and calls/s
+made lean), "after" the gateway as shipped against ``dga``. CPU per call (the caller's thread and the
+model server's process, 1000 sequential calls: what a call costs on an idle machine, hardly moved
+by other work), single-caller p50/p99 (1000 calls each,
+the ways taking turns call by call, so the machine's varying load falls on all alike), and calls/s
 at 1 and 8 concurrent callers for the main rows. The instances are deployed for real (local ZooKeeper,
 controller, maas_deploy). The KServe comparison lives in ``bench/model_server.py``.
 """
@@ -38,6 +40,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import onnxruntime as ort
+import psutil
 
 import stellar_like
 from bench.common import Result, percentile
@@ -55,7 +58,6 @@ REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = REPO / "examples" / "dga" / "payload"
 EXPR = "MAP_GET('is_malicious', MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('{model}'), {{'host': host}}))"
 SECONDS = 3.0
-ROUNDS = 5
 SCENARIO = "model_call"
 
 
@@ -66,21 +68,45 @@ def _hosts(n: int = 2000) -> list[str]:
             for i in range(n)]
 
 
-def _latencies(calls: dict[str, Callable[[str], object]], hosts: list[str], rounds: int = ROUNDS,
-               per_round: int = 200) -> dict[str, list[float]]:
-    """Single-call latencies of every way, measured in turns (``per_round`` calls each, ``rounds``
-    times), so that the machine's varying load falls on all of them alike."""
+def _latencies(calls: dict[str, Callable[[str], object]], hosts: list[str], n: int = 1000) -> dict[str, list[float]]:
+    """Single-call latencies of every way, ``n`` each, the ways taking turns call by call, so that
+    the machine's varying load (other work runs here) falls on all of them alike."""
     for call in calls.values():  # warm up: connections, the model's first calls
         for h in hosts[:50]:
             call(h)
     lat: dict[str, list[float]] = {label: [] for label in calls}
-    for r in range(rounds):
+    for h in hosts[50:50 + n]:
         for label, call in calls.items():
-            for h in hosts[r * per_round:(r + 1) * per_round]:
-                t0 = time.perf_counter()
-                call(h)
-                lat[label].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            call(h)
+            lat[label].append(time.perf_counter() - t0)
     return lat
+
+
+def _cpu(call: Callable[[str], object], hosts: list[str], server: psutil.Process | None,
+         n: int = 1000) -> tuple[float, float]:
+    """CPU seconds per call: the caller's own (this thread) and the model server's (every thread of
+    its process). Unlike latency, CPU time hardly depends on what else runs on the machine."""
+    def server_cpu() -> float:
+        if server is None:
+            return 0.0
+        times = server.cpu_times()
+        return times.user + times.system
+
+    s0, c0 = server_cpu(), time.thread_time()
+    for h in hosts[:n]:
+        call(h)
+    c1, s1 = time.thread_time(), server_cpu()
+    return (c1 - c0) / n, (s1 - s0) / n
+
+
+def _server_process(url: str) -> psutil.Process:
+    """The process listening at ``url``'s port."""
+    port = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+    for conn in psutil.net_connections("tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+            return psutil.Process(conn.pid)
+    raise RuntimeError(f"no process listens at {url}")
 
 
 def _rate(call: Callable[[str], object], hosts: list[str], callers: int) -> float:
@@ -180,6 +206,7 @@ def run() -> list[Result]:
             compiled = stellar_like.compile(EXPR.format(model=model))
             return lambda h: compiled.evaluate({"host": h}, ctx)
 
+        servers = {model: _server_process(url) for model, url in urls.items()}
         rows: list[tuple[str, Callable[[str], object], bool]] = [
             ("in-process onnxruntime", in_process, True),
             ("floor client, GET /apply (dga)", floor("dga"), True),
@@ -204,8 +231,20 @@ def run() -> list[Result]:
         lat = _latencies({label: fn for label, fn, _ in rows}, hosts)
         p50 = {label: percentile(values, 50) * 1e6 for label, values in lat.items()}
         for label, _, _ in rows:
-            results.append(Result(SCENARIO, f"{label}: p50", p50[label], "µs", f"n={len(lat[label])}, in turns"))
+            results.append(Result(SCENARIO, f"{label}: p50", p50[label], "µs", f"n={len(lat[label])}, calls in turns"))
             results.append(Result(SCENARIO, f"{label}: p99", percentile(lat[label], 99) * 1e6, "µs"))
+        cpu_rows = {"in-process onnxruntime": None, "floor client, GET /apply (dga)": "dga",
+                    "floor client, GET /apply (dga_hop)": "dga_hop", "keep-alive pool, GET /apply (dga)": "dga",
+                    "http.client, GET /apply (dga)": "dga", "urllib3, GET /apply (dga)": "dga",
+                    "httpx, GET /apply (dga)": "dga", "MAAS_MODEL_APPLY after: keep-alive pool, dga": "dga",
+                    "MAAS_MODEL_APPLY before: httpx, dga_hop": "dga_hop"}
+        cpu: dict[str, tuple[float, float]] = {}
+        for label, fn, _ in rows:
+            if label in cpu_rows:
+                model = cpu_rows[label]
+                cpu[label] = client_cpu, server_cpu = _cpu(fn, hosts, servers[model] if model else None)
+                results.append(Result(SCENARIO, f"{label}: CPU per call, caller / server",
+                                      client_cpu * 1e6, "µs", f"server {server_cpu * 1e6:.0f} µs"))
         rates: dict[tuple[str, int], float] = {}
         for callers in (1, 8):
             for label, fn, loaded in rows:
@@ -221,6 +260,11 @@ def run() -> list[Result]:
             Result(SCENARIO, "p50 ratio floor client / in-process", p50[floor_row] / p50["in-process onnxruntime"], "×"),
             Result(SCENARIO, "p50 server: hop / event loop (floor client)",
                    p50["floor client, GET /apply (dga_hop)"] / p50[floor_row], "×"),
+            Result(SCENARIO, "CPU per call (caller + server), MAAS_MODEL_APPLY before / after",
+                   sum(cpu[before]) / sum(cpu[after]), "×",
+                   f"{sum(cpu[before]) * 1e6:.0f} / {sum(cpu[after]) * 1e6:.0f} µs"),
+            Result(SCENARIO, "server CPU per call, hop / event loop (floor client)",
+                   cpu["floor client, GET /apply (dga_hop)"][1] / cpu[floor_row][1], "×"),
         ]
         for callers in (1, 8):
             results.append(Result(SCENARIO, f"calls/s ratio MAAS_MODEL_APPLY after / before, {callers} caller(s)",
