@@ -149,7 +149,12 @@ def _var_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """Evaluate Stellar expressions and browse the Stellar function library."""
+    """Evaluate Stellar expressions and browse the Stellar function library.
+
+    \b
+    Exit status: 0 on success; 2 for an expression error, an unknown function or a usage error;
+    6 when -zq names a ZooKeeper that cannot be reached.
+    """
 
 
 @main.command("eval")
