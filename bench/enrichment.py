@@ -9,7 +9,9 @@ out, through the batcher — three ways:
 - unbatched: one ``GET /apply`` per event (``--batch-size 1``, Metron's way);
 - micro-batched: batches of 100 events, one ``POST /apply`` of 100 rows per batch (and of 1000);
 - in-process onnxruntime (DGA model only): the same micro-batched pipeline with a gateway that
-  calls :class:`model_server.runtime.ModelRuntime` directly — the ceiling without HTTP.
+  calls :class:`model_server.runtime.ModelRuntime` directly — the ceiling without HTTP;
+- the unbatched and micro-batched pipelines again with the gateway over ``httpx`` (its HTTP
+  client before :class:`enrichment.httppool.KeepAlivePool`), side by side in the same rounds.
 
 The unbatched and micro-batched runs alternate three times (the machine's load varies) and the
 medians are reported. Discovery update latency is measured by the control_plane and scale
@@ -44,7 +46,8 @@ from enrichment import EnrichmentPipeline, Line, parse_config
 from enrichment.service import connect_models
 from enrichment.sources import batches
 from stellar_like.gateway import ModelGateway
-from enrichment.gateway import GatewaySettings
+from enrichment.gateway import GatewaySettings, MaasGateway
+from bench.transports import HttpxTransport
 
 REPO = Path(__file__).resolve().parents[1]
 DGA = REPO / "examples" / "dga" / "payload"
@@ -149,9 +152,14 @@ def run(events: int = 20_000, unbatched_budget: float = 18.0) -> list[Result]:
         warm = EnrichmentPipeline(config, connection.gateway)
         _throughput(warm, _lines(500, seed=1), BATCH)  # connections, the model's first batches
 
-        # Alternate the two ways (the machine's load varies) and keep the medians.
+        httpx_gateway = MaasGateway(connection.discovery, GatewaySettings(cache_size=0), http=HttpxTransport())
+        _throughput(EnrichmentPipeline(config, httpx_gateway), _lines(500, seed=1), BATCH)
+
+        # Alternate the ways (the machine's load varies) and keep the medians.
         unbatched_runs: list[float] = []
         batched_runs: list[float] = []
+        httpx_unbatched_runs: list[float] = []
+        httpx_batched_runs: list[float] = []
         batched_pipeline = EnrichmentPipeline(config, connection.gateway)
         for _ in range(ROUNDS):
             rate, out_u = _throughput(EnrichmentPipeline(config, connection.gateway, batch_calls=False), lines, 1,
@@ -159,7 +167,14 @@ def run(events: int = 20_000, unbatched_budget: float = 18.0) -> list[Result]:
             unbatched_runs.append(rate)
             rate, out_b = _throughput(batched_pipeline, lines, BATCH)
             batched_runs.append(rate)
+            rate, _ = _throughput(EnrichmentPipeline(config, httpx_gateway, batch_calls=False), lines, 1,
+                                  budget=unbatched_budget / ROUNDS)
+            httpx_unbatched_runs.append(rate)
+            rate, _ = _throughput(EnrichmentPipeline(config, httpx_gateway), lines, BATCH)
+            httpx_batched_runs.append(rate)
+        httpx_gateway.close()
         unbatched, batched = statistics.median(unbatched_runs), statistics.median(batched_runs)
+        httpx_unbatched, httpx_batched = statistics.median(httpx_unbatched_runs), statistics.median(httpx_batched_runs)
         big, _ = _throughput(EnrichmentPipeline(config, connection.gateway), lines, 1000)
         same = _labels(out_u) == _labels(out_b)[:len(out_u)]
         where = f"{model} model over HTTP, 1 instance, cache off"
@@ -173,6 +188,13 @@ def run(events: int = 20_000, unbatched_budget: float = 18.0) -> list[Result]:
             Result(SCENARIO, "micro-batched / unbatched", batched / unbatched, "x",
                    f"target >= 10; same labels event for event: {same}"),
             Result(SCENARIO, "micro-batched: batches of 1000", big, "ev/s", where),
+            Result(SCENARIO, "gateway over httpx (before): unbatched", httpx_unbatched, "ev/s",
+                   f"median of {ROUNDS} (runs {', '.join(f'{r:.0f}' for r in httpx_unbatched_runs)})"),
+            Result(SCENARIO, f"gateway over httpx (before): micro-batched, batches of {BATCH}", httpx_batched, "ev/s",
+                   f"median of {ROUNDS} (runs {', '.join(f'{r:.0f}' for r in httpx_batched_runs)})"),
+            Result(SCENARIO, "unbatched: keep-alive pool / httpx", unbatched / httpx_unbatched, "x"),
+            Result(SCENARIO, "micro-batched: keep-alive pool / httpx", batched / httpx_batched, "x",
+                   "target >= 1"),
         ]
         if model == "dga":
             gateway: ModelGateway = InProcessGateway(DGA)

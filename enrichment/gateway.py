@@ -1,7 +1,9 @@
 """The model gateway behind ``MAAS_GET_ENDPOINT`` and ``MAAS_MODEL_APPLY``.
 
 Endpoints come from the ZooKeeper discovery client's local cache (so lookups never wait on the
-network and keep working while ZooKeeper is unreachable); calls go over pooled keep-alive HTTP.
+network and keep working while ZooKeeper is unreachable); calls go over pooled keep-alive HTTP/1.1
+(:class:`enrichment.httppool.KeepAlivePool`, chosen for its low cost per call: see that module).
+The gateway is thread-safe: a stream calls it from several threads at once.
 
 - ``get_endpoint`` returns Metron's endpoint map ``{name, version, url, "endpoint:<alias>": path}``
   for the newest version by natural order unless a version is given.
@@ -17,10 +19,15 @@ network and keep working while ZooKeeper is unreachable); calls go over pooled k
   the model refuses (4xx) or answers with something else than one object per row is split in
   halves until the rows it cannot take are alone, and a lone row is made as the plain ``apply``
   call, so one bad row costs that row its result, not the whole batch.
+- What the gateway keeps per instance URL (requests in flight, failures and ejection, idle
+  connections) is kept only for URLs still registered: it is pruned after every change of the
+  registrations (and at least every ``prune_interval`` seconds), so it stays bounded however many
+  instances come and go.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -28,12 +35,13 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
+from urllib.parse import urlencode
 
-import httpx
+import orjson
 from cachetools import TTLCache
 
-from maas.discovery import DiscoveryClient
+from enrichment.httppool import HttpTransport, KeepAlivePool, Response, TransportError
 from maas.endpoint_auth import EndpointCredentials
 from maas.registration import Endpoint
 
@@ -54,6 +62,15 @@ class GatewaySettings:
     batch_max_rows: int = 1000  # rows in one batched request (the built-in model server takes 1024)
     # bearer token and CA bundle of authenticated model endpoints; None: from $MAAS_MODEL_TOKEN_FILE, $MAAS_MODEL_CA_FILE
     credentials: EndpointCredentials | None = None
+    prune_interval: float = 30.0  # seconds between prunings of per-URL state without a registration change
+
+
+class Discovery(Protocol):
+    """What the gateway needs of :class:`maas.discovery.DiscoveryClient`."""
+
+    def endpoints(self, name: str, version: str | None = None) -> list[Endpoint]: ...
+
+    def all(self) -> list[Endpoint]: ...
 
 
 def endpoint_map(endpoint: Endpoint) -> dict[str, Any]:
@@ -79,23 +96,34 @@ class _Outliers:
         self._until[url] = self.clock() + min(self.cap, self.base * 2 ** (self._failures[url] - 1))
 
     def succeeded(self, url: str) -> None:
-        self._failures.pop(url, None)
-        self._until.pop(url, None)
+        if self._failures:
+            self._failures.pop(url, None)
+            self._until.pop(url, None)
+
+    def keep_only(self, urls: set[str]) -> None:
+        for url in [u for u in self._failures if u not in urls]:
+            del self._failures[url]
+        for url in [u for u in self._until if u not in urls]:
+            del self._until[url]
+
+    def urls(self) -> set[str]:
+        return set(self._failures) | set(self._until)
 
 
 class MaasGateway:
-    """Implements :class:`stellar_like.gateway.ModelGateway` over a :class:`DiscoveryClient`."""
+    """Implements :class:`stellar_like.gateway.ModelGateway` over a :class:`maas.discovery.DiscoveryClient`."""
 
-    def __init__(self, discovery: DiscoveryClient, settings: GatewaySettings = GatewaySettings(), *,
-                 http: httpx.Client | None = None, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, discovery: Discovery, settings: GatewaySettings = GatewaySettings(), *,
+                 http: HttpTransport | None = None, clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None) -> None:
         self.discovery = discovery
         self.settings = settings
-        self.http = http or httpx.Client(
-            timeout=settings.timeout,
-            limits=httpx.Limits(max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections),
-            **(settings.credentials or EndpointCredentials.from_environment()).http_options(),
-        )
+        if http is None:
+            credentials = settings.credentials or EndpointCredentials.from_environment()
+            http = KeepAlivePool(timeout=settings.timeout, max_connections=settings.max_connections,
+                                 tls=credentials.ssl_context, headers=credentials.headers)
+        self.http: HttpTransport = http
+        self.clock = clock
         self.rng = rng or random.Random()
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = defaultdict(int)
@@ -103,15 +131,51 @@ class MaasGateway:
         self._cache: TTLCache[tuple[Any, ...], dict[str, Any]] | None = (
             TTLCache(settings.cache_size, settings.cache_ttl, timer=clock) if settings.cache_size > 0 else None
         )
+        self._urls: set[str] = set()  # instance URLs the transport has been asked to reach
+        self._prune_due = clock() + settings.prune_interval
+        self._registrations_changed = False
+        add_listener = getattr(discovery, "add_listener", None)
+        if callable(add_listener):
+            add_listener(self._on_registrations)
         # calls: rows asked for (apply or apply_batch); batches / batch_rows: batched requests sent
         self.stats = {"calls": 0, "cache_hits": 0, "failures": 0, "retries": 0, "batches": 0, "batch_rows": 0}
 
     def close(self) -> None:
         self.http.close()
 
+    # -- per-URL state ------------------------------------------------------------------------
+    def _on_registrations(self) -> None:
+        """A registration came or went (called on ZooKeeper's event thread: only a flag)."""
+        self._registrations_changed = True
+
+    def _maybe_prune(self) -> None:
+        if self._registrations_changed or self.clock() >= self._prune_due:
+            self.prune()
+
+    def prune(self) -> None:
+        """Forget what is kept of instance URLs no longer registered (requests still in flight to
+        one keep its count until they end)."""
+        self._registrations_changed = False
+        self._prune_due = self.clock() + self.settings.prune_interval
+        registered = {e.url.rstrip("/") for e in self.discovery.all()}
+        with self._lock:
+            for url in [u for u, n in self._in_flight.items() if u not in registered and n <= 0]:
+                del self._in_flight[url]
+            self._outliers.keep_only(registered)
+            gone = self._urls - registered
+            self._urls -= gone
+        for url in gone:
+            self.http.forget(url)
+
+    def tracked_urls(self) -> set[str]:
+        """Every instance URL the gateway keeps some state of."""
+        with self._lock:
+            return set(self._in_flight) | self._outliers.urls() | self._urls
+
     # -- choosing an instance -----------------------------------------------------------------
     def _choose(self, candidates: list[Endpoint], exclude: set[str]) -> Endpoint | None:
         """Power of two choices on in-flight requests among the instances not ejected."""
+        self._maybe_prune()
         with self._lock:
             usable = [e for e in candidates if e.url not in exclude and not self._outliers.ejected(e.url)]
             if not usable:  # everything ejected: better an ejected instance than none
@@ -121,7 +185,8 @@ class MaasGateway:
             if len(usable) == 1:
                 return usable[0]
             a, b = self.rng.sample(usable, 2)
-            return a if self._in_flight[a.url] <= self._in_flight[b.url] else b
+            in_flight = self._in_flight
+            return a if in_flight.get(a.url, 0) <= in_flight.get(b.url, 0) else b
 
     def get_endpoint(self, name: str, version: str | None = None) -> dict[str, Any] | None:
         chosen = self._choose(self.discovery.endpoints(name, version), set())
@@ -134,9 +199,11 @@ class MaasGateway:
         key = _cache_key(name, version, path, params)
         with self._lock:
             self.stats["calls"] += 1
-            if self._cache is not None and key in self._cache:
-                self.stats["cache_hits"] += 1
-                return self._cache[key]
+            if self._cache is not None:
+                hit = self._cache.get(key)
+                if hit is not None:
+                    self.stats["cache_hits"] += 1
+                    return hit
         return self._get(endpoint, name, version, path, params, key)
 
     def _get(self, endpoint: Mapping[str, Any], name: str, version: Any, path: str, params: dict[str, str],
@@ -157,48 +224,55 @@ class MaasGateway:
             nxt = self._choose(self.discovery.endpoints(name, version), tried)
             if nxt is None:
                 break
-            url = nxt.url
+            url = nxt.url.rstrip("/")
             with self._lock:
                 self.stats["retries"] += 1
         with self._lock:
             self.stats["failures"] += 1
         return None
 
-    def _send(self, method: str, url: str, path: str, what: str, **request: Any) -> httpx.Response | str:
+    def _send(self, method: str, url: str, path: str, what: str, *, query: str = "",
+              body: bytes | None = None) -> Response | str:
         """One HTTP call to an instance, counted in its in-flight requests, with the outlier
         bookkeeping every call shares: the response of a healthy answer (2xx-4xx), else the
         outcome ``unreachable`` (transport error) or ``server`` (5xx), the instance ejected."""
         with self._lock:
             self._in_flight[url] += 1
+            if url not in self._urls:
+                self._urls.add(url)
         try:
-            response = self.http.request(method, f"{url}/{path}", **request)
-        except httpx.HTTPError as exc:
-            log.warning("%s to model %s failed: %s", what, url, exc or type(exc).__name__)
-            with self._lock:
-                self._outliers.failed(url)
-            return "unreachable"
-        finally:
+            response = self.http.request(method, url, path, query=query, body=body)
+        except TransportError as exc:
+            log.warning("%s to model %s failed: %s", what, url, exc)
             with self._lock:
                 self._in_flight[url] -= 1
-        if response.status_code >= 500:
-            log.warning("model %s answered %d to %s", url, response.status_code, what)
-            with self._lock:
                 self._outliers.failed(url)
-            return "server"
+            return "unreachable"
+        except BaseException:
+            with self._lock:
+                self._in_flight[url] -= 1
+            raise
         with self._lock:
-            self._outliers.succeeded(url)
+            self._in_flight[url] -= 1
+            if response.status >= 500:
+                self._outliers.failed(url)
+            else:
+                self._outliers.succeeded(url)
+        if response.status >= 500:
+            log.warning("model %s answered %d to %s", url, response.status, what)
+            return "server"
         return response
 
     def _call(self, url: str, path: str, params: dict[str, str]) -> tuple[dict[str, Any] | None, bool]:
         """(result, whether another instance might do better)."""
-        response = self._send("GET", url, path, "a call", params=params)
+        response = self._send("GET", url, path, "a call", query=urlencode(params))
         if isinstance(response, str):
             return None, True
-        if response.status_code != 200:  # the request itself is wrong: another instance won't help
-            log.warning("model %s refused the call (%d): %s", url, response.status_code, response.text[:200])
+        if response.status != 200:  # the request itself is wrong: another instance won't help
+            log.warning("model %s refused the call (%d): %s", url, response.status, response.text[:200])
             return None, False
         try:
-            body = response.json()
+            body = orjson.loads(response.body)
         except ValueError:
             log.warning("model %s answered non-JSON", url)
             return None, False
@@ -270,7 +344,7 @@ class MaasGateway:
             nxt = self._choose(self.discovery.endpoints(name, version), tried)
             if nxt is None:
                 break
-            url = nxt.url
+            url = nxt.url.rstrip("/")
             with self._lock:
                 self.stats["retries"] += 1
         if not answered:  # no instance could be reached: single calls would fare no better
@@ -284,15 +358,18 @@ class MaasGateway:
     def _post(self, url: str, path: str, body: list[Any]) -> tuple[list[dict[str, Any] | None] | None, str]:
         """(one answer per row — None for a row answered with a non-object — or None, and the
         outcome: ``ok``, ``unreachable``, ``server`` (5xx), ``refused`` (4xx) or ``malformed``)."""
-        response = self._send("POST", url, path, f"a batch of {len(body)}", json=body)
+        # the standard library's encoder, as the model server's reader is the standard library's
+        # (a non-finite float goes as NaN/Infinity and is refused by name, not silently nulled)
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        response = self._send("POST", url, path, f"a batch of {len(body)}", body=data)
         if isinstance(response, str):
             return None, response
-        if response.status_code != 200:
-            log.info("model %s refused a batch of %d (%d): %s", url, len(body), response.status_code,
+        if response.status != 200:
+            log.info("model %s refused a batch of %d (%d): %s", url, len(body), response.status,
                      response.text[:200])
             return None, "refused"
         try:
-            answer = response.json()
+            answer = orjson.loads(response.body)
         except ValueError:
             log.warning("model %s answered a batch with non-JSON", url)
             return None, "malformed"

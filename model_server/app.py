@@ -116,7 +116,7 @@ def create_app(settings: Settings, runtime: ModelRuntime | None = None, *, hot_p
                                     max_batch_size=settings.max_batch_size)
     metrics = Metrics(runtime.name, runtime.version)
     batcher = Batcher(runtime.infer, max_batch_size=settings.max_batch_size, max_queue_delay=settings.max_queue_delay,
-                      max_queue_rows=settings.queue_rows_limit,
+                      max_queue_rows=settings.queue_rows_limit, max_inline=settings.max_inline,
                       enabled=settings.batching and runtime.batchable, observer=metrics)
     metrics.track_queue(lambda: batcher.queued_rows)
     serving = Serving(runtime, metrics)

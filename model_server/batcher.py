@@ -11,6 +11,15 @@ The loop is a "continuous batching" loop, like Triton's dynamic batcher with no 
   request at an idle runner) may wait that long for more requests while it is not full;
 * the outputs are split back along the first dimension, one slice per request, in order.
 
+A lone one-row request at an idle runner normally still hops to the runner thread and back (two
+thread wake-ups, about as long as a small model's inference). When the model has shown itself
+cheap — its recent one-row calls took at most ``max_inline`` seconds (an exponentially weighted
+mean) — such a request is run on the event loop itself instead. It first yields to the loop once,
+so requests that arrived with it queue behind it (the runner is claimed) and, if any did, it goes
+to the runner thread as before and the others are batched after it: under load, batching is
+unchanged; a single caller saves the hop. A model call slower than ``max_inline`` (or a request
+of several rows) never blocks the loop.
+
 Requests are validated by the protocols before they reach the batcher, so a malformed row never
 joins a batch. Should a coalesced call still fail, or return an output that cannot be split by
 rows, every request of that batch is run again on its own: one request's problem never reaches
@@ -107,7 +116,7 @@ class Batcher:
     """
 
     def __init__(self, infer_fn: InferFn, *, max_batch_size: int, max_queue_delay: float = 0.0,
-                 max_queue_rows: int | None = None, enabled: bool = True,
+                 max_queue_rows: int | None = None, enabled: bool = True, max_inline: float = 0.0,
                  observer: BatchObserver | None = None) -> None:
         if max_batch_size < 1:
             raise ValueError("max_batch_size must be at least 1")
@@ -115,11 +124,16 @@ class Batcher:
             raise ValueError("max_queue_rows must be at least 1")
         if max_queue_delay < 0:
             raise ValueError("max_queue_delay must not be negative")
+        if max_inline < 0:
+            raise ValueError("max_inline must not be negative")
         self._infer = infer_fn
         self.max_batch_size = max_batch_size
         self.max_queue_delay = max_queue_delay
         self.max_queue_rows = max_queue_rows
         self.enabled = enabled
+        self.max_inline = max_inline
+        self.inline_calls = 0  # requests run on the event loop (see the module's docstring)
+        self._one_row_cost: float | None = None  # EWMA of one-row call durations, seconds
         self.observer: BatchObserver = observer or _NullObserver()
         self._queue: deque[_Request] = deque()
         self._queued_rows = 0
@@ -194,6 +208,8 @@ class Batcher:
         request = _Request(inputs, tuple(outputs), rows, batch_key(inputs, outputs), loop.create_future(),
                            time.perf_counter())
         if not self._busy and not self._queue:  # an idle runner: go at once
+            if rows == 1 and self._cheap():
+                return await self._run_inline(request)
             return await self._dispatch_alone(request)
         self._admit(rows)
         self._queue.append(request)
@@ -217,7 +233,35 @@ class Batcher:
             raise outcome
         return outcome
 
-    def _runner_free(self, _: asyncio.Future[Any]) -> None:
+    def _cheap(self) -> bool:
+        """One-row calls of this model are known to take at most ``max_inline``."""
+        cost = self._one_row_cost
+        return cost is not None and cost <= self.max_inline
+
+    async def _run_inline(self, request: _Request) -> dict[str, Any]:
+        """Run a lone one-row request on the event loop (the model is cheap): claim the runner, let
+        the requests that arrived with it queue, then run it here if none did, else on the runner
+        thread as :meth:`_dispatch_alone` does."""
+        self._busy = True
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            self._runner_free(None)
+            raise
+        if self._queue or self._closing:
+            self._busy = False  # hand it to the thread; the queue is taken when that call ends
+            return await self._dispatch_alone(request)
+        self.observer.observe_queue(time.perf_counter() - request.enqueued)
+        try:
+            (outcome,) = self._run_batch([request])
+            self.inline_calls += 1
+        finally:
+            self._runner_free(None)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _runner_free(self, _: asyncio.Future[Any] | None) -> None:
         self._busy = False
         self._alone = None
         if self._queue and self._wake is not None:
@@ -396,4 +440,8 @@ class Batcher:
             error.__cause__ = exc
             return error
         finally:
-            self.observer.observe_batch(request.rows, 1, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            if request.rows == 1:
+                previous = self._one_row_cost
+                self._one_row_cost = seconds if previous is None else 0.8 * previous + 0.2 * seconds
+            self.observer.observe_batch(request.rows, 1, seconds)

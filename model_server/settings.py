@@ -11,7 +11,9 @@ Batching (:mod:`model_server.batcher`): ``--batching/--no-batching`` (on by defa
 ``--max-batch-size`` (the most rows in one request and in one coalesced onnxruntime call) and
 ``--max-queue-delay-ms`` (how long a batch formed from requests that queued behind a running
 inference may wait for more; 0 by default — a request reaching an idle runner never waits) and
-``--max-queue-rows`` (how many rows may wait for the model before requests are refused with 503).
+``--max-queue-rows`` (how many rows may wait for the model before requests are refused with 503)
+and ``--max-inline-ms`` (a lone one-row request runs on the event loop, sparing the hop to the
+runner thread, while the model's one-row calls take at most this long; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class Settings(BaseModel):
                                        description="Most rows that may wait for the model; a request that would "
                                                    "exceed it gets 503 with Retry-After (default: 16 × "
                                                    "max_batch_size)")
+    max_inline_ms: float = Field(0.25, ge=0, le=100,
+                                 description="A lone one-row request runs on the event loop instead of the "
+                                             "runner thread while one-row model calls take at most this long "
+                                             "(0: never)")
     graceful_timeout: float = Field(30.0, gt=0, le=3600,
                                     description="Seconds to let requests in flight finish after SIGTERM")
     model_name: str = Field("model",
@@ -104,6 +110,11 @@ class Settings(BaseModel):
     def max_queue_delay(self) -> float:
         """``max_queue_delay_ms`` in seconds."""
         return self.max_queue_delay_ms / 1000.0
+
+    @property
+    def max_inline(self) -> float:
+        """``max_inline_ms`` in seconds."""
+        return self.max_inline_ms / 1000.0
 
     @property
     def queue_rows_limit(self) -> int:
@@ -242,6 +253,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--max-queue-rows", default=env("max-queue-rows"),
                         help="most rows that may wait for the model; more gets 503 with Retry-After "
                              "(default: 16 × --max-batch-size)")
+    parser.add_argument("--max-inline-ms", default=env("max-inline-ms"),
+                        help="run a lone one-row request on the event loop, not the runner thread, while the "
+                             "model's one-row calls take at most this long; 0: never (default: 0.25)")
     parser.add_argument("--graceful-timeout", default=env("graceful-timeout"),
                         help="seconds to let requests in flight finish on SIGTERM (default: 30)")
     parser.add_argument("--model-name", default=envget("MAAS_MODEL_NAME") or env("model-name"),

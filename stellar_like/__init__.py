@@ -17,6 +17,7 @@ Public API:
 - :class:`Context` (services such as the model gateway), :func:`set_default_context`,
   :func:`get_default_context`, and the :class:`ModelGateway` protocol.
 - The function registry: :func:`list_functions`, :func:`get_function`, :func:`describe_function`,
+  :func:`similar_functions`,
   the :func:`stellar_function` decorator and :data:`DEFAULT_REGISTRY`.
 - Services the data functions find in the context: :mod:`stellar_like.enrichment_store`
   (ENRICHMENT_GET), :mod:`stellar_like.stores` (HDFS_*, OBJECT_GET); sketches (STATS_INIT,
@@ -54,6 +55,7 @@ __all__ = [
     "list_functions",
     "get_function",
     "describe_function",
+    "similar_functions",
     "stellar_function",
     "DEFAULT_REGISTRY",
     "FunctionRegistry",
@@ -77,8 +79,23 @@ def get_function(name: str, registry: FunctionRegistry | None = None) -> Functio
 
 
 def describe_function(name: str, registry: FunctionRegistry | None = None) -> str:
-    """Multi-line documentation of ``name``; raises :class:`StellarError` for an unknown function."""
+    """Multi-line documentation of ``name``; raises :class:`StellarError` for an unknown function,
+    naming the closest known names when some are close."""
     spec = get_function(name, registry)
     if spec is None:
-        raise StellarError(f"unknown function {name}")
+        close = similar_functions(name, registry)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise StellarError(f"unknown function {name}{hint}")
     return spec.describe()
+
+
+def similar_functions(name: str, registry: FunctionRegistry | None = None, limit: int = 3) -> list[str]:
+    """The registered names closest to ``name`` (case-insensitive; difflib's ratio), best first,
+    then names that contain it."""
+    import difflib
+
+    wanted = name.upper()
+    names = [spec.name for spec in list_functions(registry)]
+    close = difflib.get_close_matches(wanted, names, n=limit, cutoff=0.6)
+    close += [n for n in names if wanted and wanted in n and n not in close]
+    return close[:limit]

@@ -32,6 +32,36 @@ __all__ = ["Param", "FunctionSpec", "FunctionRegistry", "DEFAULT_REGISTRY", "ste
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+
+ABBREVIATIONS = ("e.g", "i.e", "etc", "vs", "cf", "approx", "resp", "incl")
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text`` (whitespace collapsed): up to the first ``.``, ``!`` or ``?``
+    that ends a sentence — followed by a space or the end, outside parentheses, brackets and
+    quotes (``FILTER(['a'], (x) -> x == 'a')``), and not ending an abbreviation such as "e.g."."""
+    text = " ".join(text.split())
+    depth = 0
+    quote = ""
+    for i, ch in enumerate(text):
+        if quote:
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "'\"`" and (i == 0 or not text[i - 1].isalnum()):
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch in ".!?" and depth == 0 and (i + 1 == len(text) or text[i + 1] == " "):
+            word = text[:i].rsplit(" ", 1)[-1].lower()
+            if ch == "." and word.lstrip("(") in ABBREVIATIONS:
+                continue
+            return text[:i + 1]
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Param:
     """One documented parameter of a Stellar function."""
@@ -97,11 +127,7 @@ class FunctionSpec:
     @property
     def summary(self) -> str:
         """The first sentence of the description, for one-line listings."""
-        text = " ".join(self.description.split())
-        for end in (". ", "; "):
-            if end in text:
-                return text.split(end, 1)[0] + end.strip()
-        return text
+        return first_sentence(self.description)
 
     def arity_problem(self, count: int) -> str | None:
         """Why ``count`` arguments are wrong for this function, or None if they are fine."""

@@ -156,3 +156,6 @@ class StaticDiscovery:
 
     def endpoints(self, name: str, version: str | None = None) -> list[Endpoint]:
         return [e for e in self.list if e.name == name and (version is None or e.version == version)]
+
+    def all(self) -> list[Endpoint]:
+        return list(self.list)

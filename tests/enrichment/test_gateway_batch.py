@@ -122,10 +122,10 @@ def test_named_function_path_is_used(services: list[ModelService]) -> None:
     seen: list[str] = []
     original = gw.http.request
 
-    def spy(method: str, url: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    def spy(method: str, url: str, path: str, **kwargs: object):  # type: ignore[no-untyped-def]
         assert method == "POST"
-        seen.append(url)
-        return original(method, url, **kwargs)
+        seen.append(f"{url}/{path}")
+        return original(method, url, path, **kwargs)
 
     gw.http.request = spy  # type: ignore[method-assign]
     gw.apply_batch(ep, "score", rows("1", "2"))

@@ -52,9 +52,21 @@ class Model:
 class FakeDiscovery:
     def __init__(self, endpoints: list[Endpoint]) -> None:
         self.list = endpoints
+        self.listeners: list = []
+
+    def add_listener(self, listener) -> None:  # type: ignore[no-untyped-def]
+        self.listeners.append(listener)
+
+    def change(self, endpoints: list[Endpoint]) -> None:
+        self.list = endpoints
+        for listener in self.listeners:
+            listener()
 
     def endpoints(self, name: str, version: str | None = None) -> list[Endpoint]:
         return [e for e in self.list if e.name == name and (version is None or e.version == version)]
+
+    def all(self) -> list[Endpoint]:
+        return list(self.list)
 
 
 @pytest.fixture
@@ -130,3 +142,57 @@ def test_power_of_two_choices_prefers_fewer_in_flight(models: list[Model]) -> No
 
 def endpoint_of(e: Endpoint) -> dict:
     return {"name": e.name, "version": e.version, "url": e.url, "endpoint:apply": "apply"}
+
+
+def test_per_url_state_is_kept_only_for_registered_urls(models: list[Model]) -> None:
+    a, b = models
+    dead = Endpoint("dga", "1.0", "dead", "http://127.0.0.1:1", {"apply": "apply"})
+    discovery = FakeDiscovery([a.endpoint(), b.endpoint(), dead])
+    gw = MaasGateway(discovery, GatewaySettings(cache_size=0, timeout=1), rng=random.Random(1))  # type: ignore[arg-type]
+    for e in (a.endpoint(), b.endpoint(), dead):
+        gw.apply(endpoint_of(e), None, {"h": "1"})
+    assert gw.tracked_urls() == {a.url, b.url, dead.url}
+    discovery.change([a.endpoint()])  # b and the dead one are deregistered
+    gw.get_endpoint("dga")  # the next lookup prunes
+    assert gw.tracked_urls() == {a.url}
+    assert gw.http.origins() == [a.url]  # type: ignore[attr-defined]  # b's idle connection is closed
+    assert gw.apply(endpoint_of(a.endpoint()), None, {"h": "2"})["who"] == "a"
+
+
+def test_per_url_state_stays_bounded_while_instances_come_and_go(models: list[Model]) -> None:
+    """Instances restarted on new ports, hundreds of times; also without any listener (pruned on a
+    clock) and with calls to URLs that were never registered."""
+    clock = [0.0]
+    discovery = FakeDiscovery([])
+    discovery.add_listener = None  # type: ignore[assignment,method-assign]  # a discovery without listeners
+    gw = MaasGateway(discovery, GatewaySettings(cache_size=0, timeout=0.2, prune_interval=10),  # type: ignore[arg-type]
+                     rng=random.Random(1), clock=lambda: clock[0])
+    for i in range(300):
+        gone = Endpoint("dga", "1.0", f"i{i}", f"http://127.0.0.1:{i + 2}", {"apply": "apply"})
+        discovery.list = [gone, models[0].endpoint()]
+        gw.apply(endpoint_of(gone), None, {"h": str(i)})  # refused: ejected, retried on the live one
+        clock[0] += 1.0
+        gw.get_endpoint("dga")
+        assert len(gw.tracked_urls()) <= 12
+    discovery.list = [models[0].endpoint()]
+    clock[0] += 10.0
+    gw.get_endpoint("dga")
+    assert gw.tracked_urls() == {models[0].url}
+
+
+def test_the_gateway_is_thread_safe(models: list[Model]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    gw = gateway([models[0].endpoint(), models[1].endpoint()], cache_size=50)
+
+    def call(i: int) -> tuple[str, str]:
+        ep = gw.get_endpoint("dga")
+        got = gw.apply(ep, None, {"host": f"h{i % 80}"})
+        return got["host"], f"h{i % 80}"
+
+    with ThreadPoolExecutor(8) as pool:
+        pairs = list(pool.map(call, range(400)))
+    assert all(got == wanted for got, wanted in pairs)
+    assert gw.stats["calls"] == 400 and gw.stats["failures"] == 0
+    assert all(n == 0 for n in gw._in_flight.values())
+    assert len(models[0].calls) + len(models[1].calls) + gw.stats["cache_hits"] == 400

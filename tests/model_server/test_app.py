@@ -149,6 +149,15 @@ def test_batching_settings_from_flags_and_environment(multi_payload: Path) -> No
     assert Settings.from_args([*base, "--batching"], env).batching is True  # a flag beats the environment
 
 
+def test_max_inline_from_flag_and_environment(multi_payload: Path) -> None:
+    base = ["--payload", str(multi_payload), "--port", "1"]
+    assert Settings.from_args(base, {}).max_inline == 0.00025
+    assert Settings.from_args([*base, "--max-inline-ms", "0"], {}).max_inline == 0.0
+    assert Settings.from_args(base, {"MODEL_SERVER_MAX_INLINE_MS": "1.5"}).max_inline_ms == 1.5
+    app = create_app(Settings.from_args([*base, "--max-inline-ms", "0.5"], {}))
+    assert app.state.batcher.max_inline == 0.0005
+
+
 def test_queue_bound_defaults_to_sixteen_full_batches(multi_payload: Path) -> None:
     base = ["--payload", str(multi_payload), "--port", "1"]
     assert Settings.from_args(base, {}).queue_rows_limit == 16 * 1024
@@ -162,6 +171,8 @@ def test_queue_bound_defaults_to_sixteen_full_batches(multi_payload: Path) -> No
     (["--max-queue-delay-ms", "soon"], {}, "max_queue_delay_ms"),
     (["--max-batch-size", "0"], {}, "max_batch_size"),
     (["--max-queue-rows", "0"], {}, "max_queue_rows"),
+    (["--max-inline-ms", "-1"], {}, "max_inline_ms"),
+    ([], {"MODEL_SERVER_MAX_INLINE_MS": "fast"}, "max_inline_ms"),
     (["--graceful-timeout", "0"], {}, "graceful_timeout"),
     ([], {"MODEL_SERVER_BATCHING": "maybe"}, "MODEL_SERVER_BATCHING='maybe' is not a boolean"),
     ([], {"MODEL_SERVER_ACCESS_LOG": "sure"}, "MODEL_SERVER_ACCESS_LOG='sure' is not a boolean"),

@@ -32,6 +32,7 @@ class FakeModel:
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.threads: list[int] = []  # the thread each call ran on
         self.gate = threading.Event()
         self.gate.set()
         self.started = threading.Event()
@@ -40,6 +41,7 @@ class FakeModel:
     def __call__(self, inputs: Mapping[str, np.ndarray], outputs: Sequence[str]) -> dict[str, Any]:
         x = inputs["x"]
         self.calls.append(len(x))
+        self.threads.append(threading.get_ident())
         self.started.set()
         assert self.gate.wait(10)
         if (x < 0).any():
@@ -89,6 +91,56 @@ def test_a_lone_request_is_dispatched_at_once() -> None:
         assert time.perf_counter() - start < 0.25  # never waits for the queue delay
         assert result["y"].tolist() == [[2], [4]] and model.calls == [2]
         assert recorder.batches == [(2, 1)] and recorder.queue[0] < 0.25
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_cheap_model_runs_a_lone_one_row_request_on_the_event_loop() -> None:
+    async def scenario() -> None:
+        model, recorder = FakeModel(), Recorder()
+        batcher = Batcher(model, max_batch_size=8, max_inline=10.0, observer=recorder)
+        await batcher.start()
+        loop_thread = threading.get_ident()
+        first = await batcher.infer(tensor(1), ["y"])  # its cost is not known yet: the runner thread
+        assert model.threads[0] != loop_thread and batcher.inline_calls == 0
+        second = await batcher.infer(tensor(2), ["y"])
+        assert model.threads[1] == loop_thread and batcher.inline_calls == 1
+        assert (first["y"].tolist(), second["y"].tolist()) == ([[2]], [[4]])
+        assert recorder.batches == [(1, 1), (1, 1)] and len(recorder.queue) == 2  # observed like any call
+        await batcher.infer(tensor(3, 4), ["y"])  # several rows: always the runner thread
+        assert model.threads[2] != loop_thread and batcher.inline_calls == 1
+        model_fails = await asyncio.gather(batcher.infer(tensor(-1), ["y"]), return_exceptions=True)
+        assert isinstance(model_fails[0], InvalidInput) and model.threads[3] == loop_thread  # errors alike
+        assert not batcher._busy  # the runner is free again
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_requests_arriving_together_are_still_batched_when_the_model_is_cheap() -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        batcher = Batcher(model, max_batch_size=64, max_inline=10.0)
+        await batcher.start()
+        await batcher.infer(tensor(0), ["y"])  # the model's cost is now known: cheap
+        model.calls.clear()
+        results = await asyncio.gather(*(batcher.infer(tensor(v), ["y"]) for v in (1, 2, 3, 4, 5)))
+        assert [r["y"].ravel().tolist() for r in results] == [[2], [4], [6], [8], [10]]
+        assert model.calls == [1, 4] and batcher.inline_calls == 0  # the first on the thread, the rest batched
+        await batcher.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_model_slower_than_max_inline_never_blocks_the_event_loop() -> None:
+    async def scenario() -> None:
+        model = FakeModel()
+        batcher = Batcher(model, max_batch_size=8, max_inline=1e-9)
+        await batcher.start()
+        for value in (1, 2, 3):
+            await batcher.infer(tensor(value), ["y"])
+        assert threading.get_ident() not in model.threads and batcher.inline_calls == 0
         await batcher.stop()
 
     asyncio.run(scenario())

@@ -74,6 +74,34 @@ def test_describe() -> None:
     assert code == 2 and "unknown function NOPE" in err
 
 
+def test_describe_suggests_close_names() -> None:
+    code, _, err = run("describe", "to_uper")
+    assert code == 2 and "unknown function TO_UPPER" not in err
+    assert "unknown function TO_UPER; did you mean TO_UPPER" in err
+    code, _, err = run("describe", "DOMAIN")  # a part of names
+    assert code == 2 and "did you mean" in err and "DOMAIN_TO_TLD" in err
+
+
+def test_function_summaries_end_at_a_sentence_end() -> None:
+    _, out, _ = run("functions")
+    summaries = {line.split()[0]: line.split(None, 1)[1] for line in out.splitlines()}
+    assert summaries["DAY_OF_WEEK"] == "The number of the day within the week (UTC); Sunday is 1, Saturday 7."
+    assert summaries["DATE_FORMAT"].endswith("with a Java date format.")  # not cut inside its parentheses
+    assert summaries["FILTER"].endswith("gives ['foo'].")  # not cut at "e.g."
+    assert all(s.endswith((".", "!", "?")) or ";" not in s for s in summaries.values())
+
+
+def test_first_sentence_rules() -> None:
+    from stellar_like.functions.registry import first_sentence
+
+    assert first_sentence("One. Two.") == "One."
+    assert first_sentence("Uses x, i.e. the first; then more. Second.") == "Uses x, i.e. the first; then more."
+    assert first_sentence("Splits 'a. b' (see SPLIT. Really) at dots. Next.") == \
+        "Splits 'a. b' (see SPLIT. Really) at dots."
+    assert first_sentence("The model's output\n  map") == "The model's output map"
+    assert first_sentence("Version 1.5 is fine. Next") == "Version 1.5 is fine."
+
+
 def test_module_entry_point_exists() -> None:
     import stellar_like.cli
 

@@ -110,13 +110,25 @@ def test_apply_ignores_non_map_results() -> None:
     assert evaluate("MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), {})", {}, Context(gateway=ListGateway())) is None
 
 
-def test_apply_argument_errors(context: Context) -> None:
-    with pytest.raises(StellarEvaluationError, match="argument 1 'x' is not an endpoint map"):
-        evaluate("MAAS_MODEL_APPLY('x', {})", {}, context)
-    with pytest.raises(StellarEvaluationError, match="argument 3 'y' is not a map of model arguments"):
-        evaluate("MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), 'f', 'y')", {}, context)
-    with pytest.raises(StellarEvaluationError, match="argument 2 5 is not a function name"):
-        evaluate("MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), 5, {})", {}, context)
+@pytest.mark.parametrize("expression, problem", [
+    ("MAAS_MODEL_APPLY('x', {})", "argument 1 'x' is not an endpoint map"),
+    ("MAAS_MODEL_APPLY([1, 2], {'host': 'a'})", "argument 1 [1, 2] is not an endpoint map"),
+    ("MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), 'f', 'y')", "argument 3 'y' is not a map of model arguments"),
+    ("MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), 'f', [1])", "argument 3 [1] is not a map of model arguments"),
+    ("MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), 5, {})", "argument 2 5 is not a function name"),
+])
+def test_bad_arguments_give_null_and_a_warning(context: Context, gateway: FakeGateway, expression: str,
+                                                problem: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="stellar_like.functions.maas"):
+        assert evaluate(expression, {}, context) is None
+    assert problem in caplog.text
+    assert gateway.calls == []  # nothing reached the model
+
+
+def test_a_bad_call_does_not_stop_the_others(context: Context) -> None:
+    rule = stellar_like.compile("MAP_GET('is_malicious', MAAS_MODEL_APPLY(MAAS_GET_ENDPOINT('dga'), args))")
+    got = [rule.evaluate({"args": a}, context) for a in ({"host": "a1b2c3d4"}, ["not a map"], {"host": "g.com"})]
+    assert got == [True, None, False]
 
 
 def test_get_endpoint_gateway_failure_is_a_stellar_error() -> None:
@@ -128,16 +140,29 @@ def test_get_endpoint_gateway_failure_is_a_stellar_error() -> None:
         evaluate("MAAS_GET_ENDPOINT('dga')", {}, Context(gateway=Failing()))
 
 
-def test_without_a_gateway_get_endpoint_fails(no_default_context: None) -> None:
-    with pytest.raises(StellarError, match="no model gateway is configured") as info:
-        evaluate(DGA_RULE, {"host": "x"})
-    assert isinstance(info.value, StellarEvaluationError) and info.value.function == "MAAS_GET_ENDPOINT"
+def test_without_a_gateway_both_give_null_with_a_warning(no_default_context: None,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="stellar_like.functions.maas"):
+        assert evaluate("MAAS_GET_ENDPOINT('dga')") is None
+        assert evaluate(DGA_RULE, {"host": "x"}) is None
+        assert evaluate("MAAS_MODEL_APPLY({'name': 'dga', 'url': 'http://x'}, {})") is None
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("MAAS_GET_ENDPOINT: no model gateway is configured") for m in messages)
+    assert any(m.startswith("MAAS_MODEL_APPLY: no model gateway is configured") for m in messages)
+    assert "-zq HOST:PORT" in messages[0]
+
+
+def test_without_a_gateway_the_warning_is_not_repeated_for_every_event(no_default_context: None,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    evaluate("MAAS_GET_ENDPOINT('dga')")  # warned (here or earlier in this process)
+    with caplog.at_level(logging.WARNING, logger="stellar_like.functions.maas"):
+        for _ in range(5):
+            assert evaluate("MAAS_GET_ENDPOINT('dga')") is None
+    assert caplog.records == []
 
 
 def test_without_a_gateway_apply_on_null_endpoint_is_null(no_default_context: None) -> None:
     assert evaluate("MAAS_MODEL_APPLY(null, {})") is None
-    with pytest.raises(StellarError, match="no model gateway"):
-        evaluate("MAAS_MODEL_APPLY({'url': 'http://x'}, {})")
 
 
 def test_default_context_is_used_when_none_is_given(no_default_context: None, gateway: FakeGateway) -> None:
