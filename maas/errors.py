@@ -32,7 +32,7 @@ class RequestError(MaasError):
 
 
 class PayloadError(MaasError):
-    """A payload that breaks the payload contract (DESIGN.md §4)."""
+    """A payload that breaks the payload contract (docs/contracts.md)."""
 
     exit_code = 3
     http_status = 422
@@ -43,6 +43,10 @@ class StoreError(MaasError):
 
     exit_code = 4
     http_status = 502
+
+
+class PayloadChanged(StoreError):
+    """A different payload is already at the path; replacing it needs ``force`` (``--force``)."""
 
 
 class LauncherError(MaasError):
@@ -56,6 +60,14 @@ class CoordinationError(MaasError):
     """ZooKeeper is unreachable or answered with an unexpected error."""
 
     exit_code = 6
+    http_status = 503
+
+
+class ClusterNotConfigured(MaasError):
+    """The config znode is absent: no controller has ever configured this cluster (or this
+    ``-zr``), so there is no store to upload to and nobody to apply a request."""
+
+    exit_code = 9
     http_status = 503
 
 

@@ -16,6 +16,7 @@ from kazoo.retry import KazooRetry
 
 from maas.config import DEFAULT_CONFIG_PATH, MaasConfig
 from maas.errors import CoordinationError
+from maas.quorum import check_reachable, parse_quorum
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,11 @@ def connect(
     """Start a kazoo client on ``quorum`` (``host:port[,host:port…][/chroot]``).
 
     Connection retries are unbounded (kazoo reconnects by itself); command retries are bounded.
+    A malformed ``quorum`` is a :class:`~maas.errors.ConfigError`; members that certainly have no
+    server (unknown host, connection refused on every one) fail at once rather than at ``timeout``.
     """
+    parsed = parse_quorum(quorum)
+    check_reachable(parsed)
     client = KazooClient(
         hosts=quorum,
         timeout=session_timeout,
@@ -49,7 +54,10 @@ def connect(
         client.start(timeout=timeout)
     except ZK_ERRORS as exc:
         client.close()
-        raise CoordinationError(f"cannot connect to ZooKeeper at {quorum}: {describe(exc)}") from exc
+        raise CoordinationError(
+            f"cannot connect to ZooKeeper at {quorum} within {timeout:g}s ({describe(exc)}): "
+            f"is ZooKeeper running at {parsed.member_names()}?"
+        ) from exc
     return client
 
 
