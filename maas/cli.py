@@ -14,9 +14,11 @@ from pathlib import Path
 
 import click
 
+from maas.clitypes import QUORUM, Choices, exit_codes_help, show_envvars
 from maas.config import DEFAULT_CONFIG_PATH
+from maas.controller.metrics import MetricsServer
 from maas.controller.service import Controller
-from maas.errors import MaasError
+from maas.errors import ConfigError, MaasError
 from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
 from maas.zk import connect, publish_config, read_config
@@ -24,8 +26,9 @@ from maas.zk import connect, publish_config, read_config
 log = logging.getLogger("maas.service")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MAAS"})
-@click.option("-zq", "--zk_quorum", "zk_quorum", required=True, help="ZooKeeper quorum host:port[,…][/chroot]")
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MAAS"},
+               epilog=exit_codes_help([0, 1, 2, 5, 6]))
+@click.option("-zq", "--zk_quorum", "zk_quorum", required=True, type=QUORUM, help="ZooKeeper quorum host:port[,…][/chroot]")
 @click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True, help="Config znode")
 @click.option("--store-uri", help="Model store URI written to the config znode (e.g. file:///var/lib/maas/store)")
 @click.option("--work-dir", type=click.Path(path_type=Path), default=Path("/var/lib/maas/work"), show_default=True,
@@ -49,8 +52,11 @@ log = logging.getLogger("maas.service")
 @click.option("--kubeconfig", type=click.Path(path_type=Path), help="Kubeconfig file (default: in-cluster config)")
 @click.option("--k8s-pending-timeout", type=float, default=300.0, show_default=True,
               help="Seconds an instance pod may stay Pending before it is replaced")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus /metrics and the /healthz liveness check on this port (0: any free port; "
+              "default: not served)")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address --metrics-port listens on")
+@click.option("--log-level", default="INFO", show_default=True, type=Choices(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def main(
     zk_quorum: str,
     config_path: str,
@@ -70,6 +76,8 @@ def main(
     k8s_image: str,
     kubeconfig: Path | None,
     k8s_pending_timeout: float,
+    metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
 ) -> None:
     """Run the MaaS controller."""
@@ -94,6 +102,8 @@ def main(
             k8s_image=k8s_image,
             kubeconfig=kubeconfig,
             k8s_pending_timeout=k8s_pending_timeout,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -106,12 +116,18 @@ def main(
 
 def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: str | None = None) -> None:
     client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout)
+    server: MetricsServer | None = None
     try:
         config = read_config(client, settings.config_path)
         config = config.with_overrides(store_uri=store_uri, launcher=launcher_kind)
         publish_config(client, config, settings.config_path)
+        server = _metrics_server(settings)
         launcher = make_launcher(config, settings)
-        controller = Controller(client, config, launcher, settings)
+        controller = Controller(client, config, launcher, settings, metrics_url=server.url if server else None)
+        if server is not None:
+            server.bind(controller.metrics, controller.health)
+            server.start()
+            log.info("serving %s/metrics and %s/healthz", server.url, server.url)
         done = threading.Event()
 
         def _shutdown(signum: int, _frame: object) -> None:
@@ -128,8 +144,26 @@ def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: 
         worker.join(timeout=10)
         launcher.close()
     finally:
+        if server is not None:
+            server.stop()
         client.stop()
         client.close()
+
+
+show_envvars(main)
+
+
+def _metrics_server(settings: ServiceSettings) -> MetricsServer | None:
+    """The /metrics and /healthz server, bound before the controller starts (so a port in use
+    is reported at once), or None when not asked for."""
+    if settings.metrics_port is None:
+        return None
+    try:
+        return MetricsServer(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc.strerror or exc}"
+        ) from exc
 
 
 if __name__ == "__main__":

@@ -35,6 +35,10 @@ class ServiceSettings(BaseModel):
     k8s_image: str = Field("maas-runner:latest", min_length=1, description="Image with the runner and model_server")
     kubeconfig: Path | None = Field(None, description="Kubeconfig file; None: in-cluster config")
     k8s_pending_timeout: float = Field(300.0, gt=0, description="Seconds a pod may stay Pending before it is replaced")
+    # Observability.
+    metrics_port: int | None = Field(None, ge=0, le=65535,
+                                     description="Port of /metrics and /healthz (0: any free port; None: not served)")
+    metrics_host: str = Field("127.0.0.1", min_length=1, description="Address /metrics and /healthz listen on")
 
     @property
     def restart_backoff(self) -> Backoff:

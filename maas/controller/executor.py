@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from typing import Callable, Iterable
 
@@ -82,7 +83,7 @@ class Executor:
         delay = self.backoff.delay(previous.failures, self.rng)
         self.health[key] = Health(
             failures=previous.failures + 1, restarts=previous.restarts + 1, retry_at=now + delay,
-            last_error=reason, last_failure_at=now,
+            last_error=reason, last_failure_at=now, last_error_time=time.time(),
         )
         log.info("%s: %d consecutive failure(s); next start in %.1fs", key, previous.failures + 1, delay)
 
@@ -95,4 +96,5 @@ class Executor:
             key = ModelKey(inst.name, inst.version)
             h = self.health.get(key)
             if h is not None and h.failures and now - inst.running_since >= self.stable_after:
-                self.health[key] = Health(restarts=h.restarts, last_error=h.last_error, last_failure_at=h.last_failure_at)
+                self.health[key] = Health(restarts=h.restarts, last_error=h.last_error, last_failure_at=h.last_failure_at,
+                                          last_error_time=h.last_error_time)

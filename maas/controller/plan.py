@@ -19,6 +19,7 @@ class Health:
     retry_at: float = 0.0  # no new start before this (monotonic) time
     last_error: str | None = None
     last_failure_at: float | None = None
+    last_error_time: float | None = None  # wall-clock time of the last failure, for users
 
 
 @dataclass(frozen=True)
