@@ -22,7 +22,7 @@ from maas.clitypes import QUORUM, Choices, exit_codes_help, show_envvars
 from maas.config import DEFAULT_CONFIG_PATH
 from maas.errors import MaasError, PayloadChanged, RequestFailed, WaitTimeout
 from maas.leadership import LeaderInfo
-from maas.model_status import ModelStatus, error_headline, quoted
+from maas.model_status import ModelStatus, error_detail, error_headline, quoted
 from maas.request import RequestStatus
 from maas.store import UploadResult
 from deploy_client.api import DeployClient
@@ -168,8 +168,8 @@ def report_failure(client: DeployClient, d: Deployment, request_id: str, status:
     """Say why, what the cluster keeps wanting, and undo an ADD/SCALE when asked to."""
     reason = (status.reason if status else None) or "unknown reason"
     click.echo(f"Request {request_id}: failed: {error_headline(reason)}", err=True)
-    if "\n" in reason.strip():
-        click.echo(quoted(reason), err=True)
+    if error_detail(reason):
+        click.echo(quoted(error_detail(reason)), err=True)
     target = status.target if status and status.target is not None else None
     if d.mode == "REMOVE" or not target:
         return
@@ -275,9 +275,11 @@ def print_statuses(client: DeployClient, name: str | None, version: str | None, 
         click.echo(("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1]).rstrip())
     if verbose:
         for model, st in details:
-            click.echo(f"\n{model}: last error{' at ' + _when(st.last_error_at) if st.last_error_at else ''}:")
-            click.echo(quoted(st.last_error or ""))
-    elif any("\n" in (st.last_error or "").strip() for _, st in details):
+            click.echo(f"\n{model}: last error{' at ' + _when(st.last_error_at) if st.last_error_at else ''}: "
+                       f"{error_headline(st.last_error)}")
+            if error_detail(st.last_error):
+                click.echo(quoted(error_detail(st.last_error)))
+    elif any(error_detail(st.last_error) for _, st in details):
         click.echo("(--verbose prints each error in full)")
 
 

@@ -51,6 +51,16 @@ def error_headline(text: str | None) -> str:
     return lines[0]
 
 
+def error_detail(text: str | None) -> str:
+    """What a multi-line error holds beyond its first line's own words: a payload's stderr (what
+    follows ``stderr:``) or the lines after the first; '' for a one-line error."""
+    text = (text or "").strip()
+    first, _, rest = text.partition("\n")
+    if "stderr: " in first:
+        return (first.split("stderr: ", 1)[1] + "\n" + rest).strip() if rest else ""
+    return rest.strip()
+
+
 def quoted(text: str, prefix: str = "    | ") -> str:
     """``text`` (a payload's stderr, a multi-line reason) as an indented, quoted block, so that it
     reads as one unit in a log or a terminal and cannot be mistaken for the program's own lines."""

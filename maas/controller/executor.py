@@ -18,6 +18,7 @@ from maas.controller.plan import Action, ForgetInstance, Health, StartInstance, 
 from maas.errors import MaasError
 from maas.instance import Instance, InstanceSpec, InstanceState
 from maas.launcher import Launcher
+from maas.model_status import error_detail, error_headline, quoted
 from maas.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ class Executor:
             self.launcher.stop(action.instance_id)
         elif isinstance(action, ForgetInstance):
             if action.failure is not None:
-                log.warning("instance %s of %s failed: %s", action.instance_id, action.key, action.failure)
+                detail = error_detail(action.failure)
+                log.warning("instance %s of %s failed: %s%s", action.instance_id, action.key,
+                            error_headline(action.failure), "\n" + quoted(detail) if detail else "")
                 self.record_failure(action.key, action.failure)
             self.launcher.forget(action.instance_id)
 

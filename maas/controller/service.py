@@ -28,7 +28,7 @@ from maas.errors import MaasError
 from maas.instance import Instance, InstanceSpec, InstanceState
 from maas.launcher import Launcher
 from maas.leadership import LeaderInfo, election_path
-from maas.model_status import ModelStatus
+from maas.model_status import ModelStatus, error_headline
 from maas.request import RequestState, RequestStatus
 from maas.settings import ServiceSettings
 from maas.retry import Backoff
@@ -331,7 +331,8 @@ class Controller:
                 continue
             del self._pending[request_id]
             self.metrics.requests.labels(final.state.value).inc()
-            log.info("request %s: %s%s", request_id, final.state.value, f" ({final.reason})" if final.reason else "")
+            log.info("request %s: %s%s", request_id, final.state.value,
+                     f" ({error_headline(final.reason)})" if final.reason else "")
 
     def _load_pending(self) -> None:
         """Pick up the non-terminal requests recorded in ZooKeeper that are not tracked yet
