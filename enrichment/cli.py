@@ -14,7 +14,7 @@ model; ``--batch-size 1`` makes every call on its own. docs/enrichment.md has th
 
 Exit status: 0 when the input is done (or after SIGTERM/SIGINT: the lines already read are
 enriched and written first; a second signal exits at once with 130), 2 for a bad config or bad
-options (before anything is read), 1 when ZooKeeper cannot be reached.
+options (before anything is read), 6 when ZooKeeper cannot be reached (as for every MaaS command).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from enrichment.service import EnrichSettings, run
 from enrichment.gateway import GatewaySettings
 
 USAGE_EXIT = 2
-ZOOKEEPER_EXIT = 1
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,9 +106,9 @@ def main(config_path: Path, zk_quorum: str | None, zk_root: str, inputs: tuple[s
     except ValueError as exc:
         click.echo(f"maas_enrich: error: {exc}", err=True)
         sys.exit(USAGE_EXIT)
-    except MaasError as exc:
+    except MaasError as exc:  # ZooKeeper unreachable: the code every command uses (6)
         click.echo(f"maas_enrich: error: {exc}", err=True)
-        sys.exit(ZOOKEEPER_EXIT)
+        sys.exit(exc.exit_code)
     except BrokenPipeError:  # the reader went away (maas_enrich … | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
