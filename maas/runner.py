@@ -30,6 +30,7 @@ import httpx
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
+from maas import memlimit
 from maas.errors import CoordinationError, MaasError, PayloadError
 from maas.instance import InstanceSpec, write_json_atomic
 from maas.payload import EndpointInfo, find_script, read_endpoint
@@ -88,6 +89,7 @@ class Runner:
         self.client: KazooClient | None = None
         self.endpoint: Endpoint | None = None
         self.reg_path: str | None = None
+        self.cgroup: memlimit.MemoryCgroup | None = None
 
     # -- status -----------------------------------------------------------------------------
     def report(self, state: str, **extra: Any) -> None:
@@ -133,6 +135,8 @@ class Runner:
             self.report("failed", reason=f"runner error: {exc!r}")
             return 1
         finally:
+            if self.proc is not None and self.proc.poll() is not None:
+                self._remove_cgroup()
             if self.client is not None:
                 self.client.stop()
                 self.client.close()
@@ -162,6 +166,15 @@ class Runner:
             MAAS_PYTHON=sys.executable,
             PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
         )
+        self.cgroup, limit_note = memlimit.create(self.spec.instance_id, self.spec.memory)
+        log.info("instance %s: %s", self.spec.instance_id, limit_note)
+        cgroup = self.cgroup
+
+        def prepare_child() -> None:
+            _die_with_parent()
+            if cgroup is not None:
+                cgroup.join()
+
         stdout = open(self.dir / "service.out.log", "ab")
         stderr = open(self.dir / "service.err.log", "ab")
         try:
@@ -173,7 +186,7 @@ class Runner:
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=prepare_child,
             )
         except OSError as exc:
             raise PayloadError(f"cannot run {script}: {exc}") from exc
@@ -192,8 +205,14 @@ class Runner:
         assert self.proc is not None
         code = self.proc.poll()
         if code is not None:
-            tail = _tail(self.dir / "service.err.log")
-            raise PayloadError(f"{what} exited with code {code}" + (f"; stderr: {tail}" if tail else ""))
+            raise PayloadError(self._exit_reason(what, code))
+
+    def _exit_reason(self, what: str, code: int) -> str:
+        """Why the service ended: its exit code (or the memory limit that killed it) and stderr."""
+        tail = _tail(self.dir / "service.err.log")
+        if self.cgroup is not None and self.cgroup.oom_killed():
+            what = f"{what} was killed for going over its memory limit of {self.cgroup.limit_mb} MB (-m) and"
+        return f"{what} exited with code {code}" + (f"; stderr: {tail}" if tail else "")
 
     def _wait_for_endpoint(self, script: str) -> EndpointInfo | None:
         deadline = time.monotonic() + self.spec.start_timeout
@@ -287,8 +306,7 @@ class Runner:
             code = self.proc.poll()
             if code is not None:
                 self.deregister()
-                tail = _tail(self.dir / "service.err.log")
-                reason = f"service exited with code {code}" + (f"; stderr: {tail}" if tail else "")
+                reason = self._exit_reason("service", code)
                 self.report("exited", reason=reason, exit_code=code)
                 return 1
             if self.session_lost.is_set() and self.client.state == KazooState.CONNECTED:
@@ -310,6 +328,7 @@ class Runner:
         """SIGTERM the service's process group; SIGKILL it after the grace period."""
         if self.proc is None or self.proc.poll() is not None:
             self._kill_group(signal.SIGKILL)  # leftovers of a script that exited
+            self._remove_cgroup()
             return
         self._kill_group(signal.SIGTERM)
         try:
@@ -318,6 +337,15 @@ class Runner:
             log.warning("service of %s ignored SIGTERM for %.0fs; killing", self.spec.instance_id, self.spec.stop_grace)
         self._kill_group(signal.SIGKILL)
         self.proc.wait()
+        self._remove_cgroup()
+
+    def _remove_cgroup(self) -> None:
+        if self.cgroup is not None:
+            for _ in range(20):  # the killed group's last processes leave it a moment later
+                if not self.cgroup.has_processes():
+                    break
+                time.sleep(0.05)
+            self.cgroup.remove()
 
     def _kill_group(self, sig: signal.Signals) -> None:
         if self.proc is None:

@@ -1,0 +1,62 @@
+"""``-m MB`` on the local launcher: each instance's service runs in a memory cgroup of that size
+(where the machine lets the runner make one), and a service killed for going over says so."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+
+from maas import memlimit
+from maas.retry import wait_until
+from tests.cluster import Cluster
+
+pytestmark = [pytest.mark.zk, pytest.mark.e2e]
+
+
+def _enforceable() -> tuple[bool, str]:
+    cgroup, note = memlimit.create(f"probe-{uuid.uuid4().hex[:8]}", 64)
+    if cgroup is not None:
+        cgroup.remove()
+    return cgroup is not None, note
+
+
+ENFORCEABLE, NOTE = _enforceable()
+
+
+def test_no_limit_asked_makes_no_cgroup() -> None:
+    assert memlimit.create("x", 0) == (None, "no memory limit asked (-m 0)")
+
+
+def test_where_no_cgroup_can_be_made_the_reason_is_given() -> None:
+    if ENFORCEABLE:
+        assert NOTE.startswith("memory limit 64 MB (cgroup v")
+    else:
+        assert "NOT enforced" in NOTE
+
+
+@pytest.mark.skipif(not ENFORCEABLE, reason=f"memory cgroups are not writable here: {NOTE}")
+def test_an_instance_runs_in_a_cgroup_of_its_memory_size(cluster: Cluster) -> None:
+    cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "1", "-m", "200", "-hmp", "/models/echo/1", "--wait")
+    port = next(iter(cluster.registrations("echo").values()))["port"]
+    service = psutil.Process(cluster.service_pid(port))
+    line = next(l for l in Path(f"/proc/{service.pid}/cgroup").read_text().splitlines()
+                if ":memory:" in l or l.startswith("0::"))
+    assert "/maas-echo-1-" in line
+    cgroup_dir = next(p for p in (Path("/sys/fs/cgroup/memory") / line.split(":", 2)[2].lstrip("/"),
+                                  Path("/sys/fs/cgroup") / line.split(":", 2)[2].lstrip("/")) if p.is_dir())
+    limit_file = cgroup_dir / ("memory.limit_in_bytes" if (cgroup_dir / "memory.limit_in_bytes").exists() else "memory.max")
+    assert int(limit_file.read_text()) == 200 << 20
+    cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "1", "--wait")
+    wait_until(lambda: not cgroup_dir.exists(), timeout=15, what="the instance's cgroup to be removed")
+
+
+@pytest.mark.skipif(not ENFORCEABLE, reason=f"memory cgroups are not writable here: {NOTE}")
+def test_a_service_over_its_limit_fails_naming_the_limit(cluster: Cluster) -> None:
+    result = cluster.deploy("hog", "-mo", "ADD", "-n", "hog", "-v", "1", "-m", "64", "-hmp", "/models/hog/1", "--wait",
+                            check=False)
+    assert result.returncode == 7, result.stdout + result.stderr
+    assert "was killed for going over its memory limit of 64 MB (-m)" in result.stderr
+    assert "Rolled back: hog@1 is desired at 0 instance(s)." in result.stderr
