@@ -1,4 +1,4 @@
-"""``maas_service``: start a controller (DESIGN.md §8).
+"""``maas_service``: start a controller (docs/contracts.md).
 
 The controller publishes the cluster config to the config znode (Metron's defaults, overridden
 by ``--store-uri``), then waits for leadership and runs the reconcile loop until SIGTERM/SIGINT.

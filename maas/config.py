@@ -35,7 +35,7 @@ class QueueConfig(BaseModel):
 
 
 class MaasConfig(BaseModel):
-    """Content of the config znode (DESIGN.md §2)."""
+    """Content of the config znode (docs/contracts.md)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
 

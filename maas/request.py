@@ -1,4 +1,4 @@
-"""Deployment requests (queue items, DESIGN.md §3) and their statuses.
+"""Deployment requests (queue items, docs/contracts.md) and their statuses.
 
 A request is Metron's ``ModelRequest`` JSON (``name``, ``version``, ``numInstances``, ``memory``,
 ``action``, ``path``) plus our optional fields. Parsing never raises anything but

@@ -1,4 +1,4 @@
-"""The runner: one process per model instance (DESIGN.md §4).
+"""The runner: one process per model instance (docs/contracts.md).
 
 It localizes the payload from the store into a fresh working directory, runs the payload's
 single ``*.sh`` with ``MAAS_PORT`` & co., waits for ``endpoint.dat``, checks that the service

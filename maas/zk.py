@@ -63,7 +63,7 @@ def connect(
 
 @dataclass(frozen=True)
 class Layout:
-    """Where everything lives in ZooKeeper (DESIGN.md §2)."""
+    """Where everything lives in ZooKeeper (docs/contracts.md)."""
 
     queue: str
     service_root: str
