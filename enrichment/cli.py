@@ -29,6 +29,7 @@ from types import FrameType
 
 import click
 
+from maas.clitypes import QUORUM
 from maas.config import DEFAULT_CONFIG_PATH
 from maas.errors import MaasError
 from enrichment.config import ConfigError, load_config
@@ -41,7 +42,7 @@ USAGE_EXIT = 2
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Enrichment config (JSON): {'enrichments': {field: expr}} or Metron's sensor enrichment config")
-@click.option("-zq", "--zk-quorum", "--zk_quorum", "zk_quorum", help="ZooKeeper quorum host:port[,…][/chroot]")
+@click.option("-zq", "--zk-quorum", "--zk_quorum", "zk_quorum", type=QUORUM, help="ZooKeeper quorum host:port[,…][/chroot]")
 @click.option("-zr", "--zk-root", "--zk_root", "zk_root", default=DEFAULT_CONFIG_PATH, show_default=True,
               help="Config znode of the MaaS cluster")
 @click.option("-i", "--input", "inputs", multiple=True, default=("-",), show_default=True,

@@ -238,6 +238,8 @@ def _port_in_use(host: str, port: int) -> str | None:
     """Why ``host:port`` cannot be bound, or None when it can."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As ZooKeeper binds: connections of a previous run in TIME_WAIT do not make it busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

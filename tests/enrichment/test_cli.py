@@ -105,3 +105,9 @@ def test_follow_a_directory_until_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_malformed_quorum_is_a_usage_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"enrichments": {"a": "1"}})
+    result = enrich("--config", str(config), "-zq", "127.0.0.1:notaport", stdin="")
+    assert result.returncode == 2 and "bad ZooKeeper quorum '127.0.0.1:notaport'" in result.stderr

@@ -147,6 +147,10 @@ def test_wait_shows_progress_and_a_failed_add_is_rolled_back(cluster: Cluster) -
     assert "Rolling back (removing the 2 instance(s) this ADD asked for" in result.stderr
     assert "Rolled back: tb@1 is desired at 0 instance(s)." in result.stderr
     assert cluster.client.desired("tb", "1") is None
+    # The controller's log: the failure on one line, the payload's stderr quoted below it, in order.
+    log = cluster.controller_log()
+    assert re.search(r"of tb@1 failed: .*stderr: FileNotFoundError: .*\n    \| Traceback \(most recent call last\):\n"
+                     r"    \|   File \"<string>\", line 1, in <module>\n    \| FileNotFoundError", log), log
 
 
 def test_without_rollback_the_failure_says_the_model_stays_desired_and_how_to_remove_it(cluster: Cluster) -> None:
