@@ -43,7 +43,7 @@ class LeaderInfo(BaseModel):
         where = f"{self.host} (pid {self.pid})"
         if self.since is None:
             return f"{where}, taking over"
-        return f"{where}, since {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.since))}"
+        return f"{where}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(self.since))}"
 
 
 def election_path(state_root: str) -> str:
