@@ -34,7 +34,7 @@ PROGRESS_MIN_BYTES = 8 << 20
 ROLLBACK_TIMEOUT = 60.0
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes_help())
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=exit_codes_help([0, 1, 2, 3, 4, 6, 7, 8, 9]))
 @click.option("-zq", "--zk_quorum", required=True, type=QUORUM, envvar="MAAS_ZK_QUORUM",
               help="ZooKeeper quorum host:port[,…][/chroot]")
 @click.option("-zr", "--zk_root", default=DEFAULT_CONFIG_PATH, show_default=True, envvar="MAAS_ZK_ROOT",

@@ -100,14 +100,14 @@ class Controller:
         election = self.client.Election(election_path(self.layout.state_root), self.identifier)
         self._election = election
         log.info("controller %s (pid %d) waiting for leadership", self.info.host, self.info.pid)
-        attempt = 0
         self._running = True
         try:
-            self._run_elections(election, attempt)
+            self._run_elections(election)
         finally:
             self._running = False
 
-    def _run_elections(self, election: Any, attempt: int) -> None:
+    def _run_elections(self, election: Any) -> None:
+        attempt = 0
         while not self._stopping.is_set():
             try:
                 self.layout.ensure(self.client)
@@ -194,6 +194,7 @@ class Controller:
         finally:
             self.leading.clear()
             self.metrics.leader.set(0)
+            self._published.clear()  # a standby reports no models: the next leader does
             if self._term_over.is_set():
                 log.warning("ZooKeeper session lost: leadership term over; standing for election again")
 
