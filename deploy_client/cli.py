@@ -147,6 +147,9 @@ def deploy(client: DeployClient, d: Deployment) -> None:
     before = client.desired(d.name, d.version)
     request_id = client.submit(d.mode, d.name, d.version, num_instances=d.num_instances, memory=d.memory, path=d.path)
     click.echo(f"Request {request_id}: {d.mode} {d.num_instances} x {d.model} queued")
+    if client.leader() is None:
+        click.echo("maas_deploy: warning: no controller is leading: the request waits in the queue until one runs "
+                   f"(maas_service -zq {client.quorum} …)", err=True)
     if not d.wait:
         return
     try:

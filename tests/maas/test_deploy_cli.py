@@ -206,7 +206,12 @@ def test_status_says_when_no_controller_is_leading(cluster: Cluster) -> None:
     status = cluster.maas_deploy("-mo", "STATUS")
     assert "No controller is leading: the table below is what the last leader published" in status.stdout
     assert re.search(r"^echo\s+1\s+1\s+1\s+1\s+0", status.stdout, re.M), status.stdout
+    queued = cluster.maas_deploy("-mo", "SCALE", "-n", "echo", "-v", "1", "-ni", "2", "-hmp", "/models/echo/1",
+                                 "--wait", "--timeout", "1", check=False)
+    assert queued.returncode == 8
+    assert "warning: no controller is leading: the request waits in the queue until one runs" in queued.stderr
     cluster.start_controller()
+    cluster.maas_deploy("-mo", "SCALE", "-n", "echo", "-v", "1", "-ni", "1", "-hmp", "/models/echo/1", "--wait")
     cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "1", "--wait")
 
 
