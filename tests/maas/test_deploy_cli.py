@@ -96,6 +96,8 @@ def test_help_lists_exit_codes_env_vars_and_modes_as_typed() -> None:
     for code in (0, 2, 3, 4, 6, 7, 8, 9):
         assert re.search(rf"^\s+{code}\s+\S", text, re.M), code
     assert "--force" in text.split("Exit codes:")[1]
+    wrong = maas_deploy("-zq", "127.0.0.1:2181", "-mo", "bogus")
+    assert wrong.returncode == 2 and "'bogus' is not one of ADD, REMOVE, LIST, SCALE, STATUS." in wrong.stderr
     service = subprocess.run([sys.executable, "-m", "maas.cli", "--help"], capture_output=True, text=True, cwd=REPO)
     assert "[DEBUG|INFO|WARNING|ERROR]" in service.stdout and "MAAS_METRICS_PORT" in service.stdout
     assert "Exit codes:" in service.stdout
