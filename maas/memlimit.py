@@ -131,7 +131,8 @@ def create(name: str, limit_mb: int) -> tuple[MemoryCgroup | None, str]:
             _rmdir(path)
     if not problems:
         problems.append("no writable memory cgroup on this machine")
-    return None, f"memory limit {limit_mb} MB NOT enforced ({'; '.join(problems)})"
+    return None, (f"memory limit {limit_mb} MB not enforced by the runner ({'; '.join(problems)}); "
+                  "only a container's own limit (a Kubernetes pod's) applies")
 
 
 def _rmdir(path: Path) -> None:

@@ -34,7 +34,16 @@ def test_where_no_cgroup_can_be_made_the_reason_is_given() -> None:
     if ENFORCEABLE:
         assert NOTE.startswith("memory limit 64 MB (cgroup v")
     else:
-        assert "NOT enforced" in NOTE
+        assert "not enforced by the runner" in NOTE
+
+
+def test_without_a_memory_cgroup_the_note_says_only_a_container_limit_applies(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memlimit, "CGROUP_MOUNT", tmp_path)  # a machine with no cgroup file systems
+    cgroup, note = memlimit.create("x", 128)
+    assert cgroup is None
+    assert note == ("memory limit 128 MB not enforced by the runner (no writable memory cgroup on this machine); "
+                    "only a container's own limit (a Kubernetes pod's) applies")
 
 
 @pytest.mark.skipif(not ENFORCEABLE, reason=f"memory cgroups are not writable here: {NOTE}")
