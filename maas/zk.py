@@ -44,7 +44,9 @@ def connect(
     """
     parsed = parse_quorum(quorum)
     check_reachable(parsed)
+    logger = _ClientLogger()
     client = KazooClient(
+        logger=logger,
         hosts=quorum,
         timeout=session_timeout,
         connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0),
@@ -58,7 +60,21 @@ def connect(
             f"cannot connect to ZooKeeper at {quorum} within {timeout:g}s ({describe(exc)}): "
             f"is ZooKeeper running at {parsed.member_names()}?"
         ) from exc
+    finally:
+        logger.connecting = False
     return client
+
+
+class _ClientLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """kazoo's logger for one client, quiet about each failed attempt while :func:`connect` waits
+    for the first session (the outcome is reported once); later disconnections are logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("kazoo.client"), {})
+        self.connecting = True
+
+    def isEnabledFor(self, level: int) -> bool:
+        return (level > logging.WARNING or not self.connecting) and self.logger.isEnabledFor(level)
 
 
 @dataclass(frozen=True)
