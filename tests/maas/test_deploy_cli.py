@@ -231,3 +231,19 @@ def test_rollback_needs_wait() -> None:
     result = maas_deploy("-zq", "127.0.0.1:2181", "-mo", "ADD", "-n", "a", "-v", "1", "-hmp", "/x",
                          "--rollback-on-failure")
     assert result.returncode == 2 and "--rollback-on-failure needs --wait" in result.stderr
+
+
+def test_a_server_that_never_answers_is_reported_once_not_per_attempt(tmp_path: Path) -> None:
+    """A port that accepts connections but never speaks ZooKeeper: the command waits its timeout,
+    then says so once — no warning per connection attempt."""
+    config = tmp_path / "config.json"
+    config.write_text('{"enrichments": {"a": "1"}}')
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "enrichment", "--config", str(config), "-zq", f"127.0.0.1:{port}",
+                                 "--zk-timeout", "2"], input="", capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 6
+    assert "within 2s" in result.stderr and f"is ZooKeeper running at 127.0.0.1:{port}?" in result.stderr
+    assert "kazoo" not in result.stderr, result.stderr
