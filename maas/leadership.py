@@ -41,9 +41,9 @@ class LeaderInfo(BaseModel):
 
     def describe(self) -> str:
         where = f"{self.host} (pid {self.pid})"
-        if self.since is None:
-            return f"{where}, taking over"
-        return f"{where}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(self.since))}"
+        when = ("taking over" if self.since is None
+                else f"since {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(self.since))}")
+        return f"{where}, {when}" + (f"; metrics at {self.metrics}/metrics" if self.metrics else "")
 
 
 def election_path(state_root: str) -> str:

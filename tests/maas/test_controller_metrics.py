@@ -76,6 +76,7 @@ def test_leader_and_standby_metrics_and_health(cluster_factory: Callable[..., Cl
     # STATUS names the same leader, with the metrics address it published.
     status = cluster.maas_deploy("-mo", "STATUS")
     assert f"(pid {cluster.controllers[0].pid})" in status.stdout.splitlines()[0]
+    assert status.stdout.splitlines()[0].endswith(f"; metrics at http://127.0.0.1:{leader_port}/metrics")
 
     cluster.maas_deploy("-mo", "REMOVE", "-n", "crash", "-v", "1", "--wait")
     wait_until(lambda: value(scrape(leader_port), "maas_model_instances", model="crash", version="1",
