@@ -16,6 +16,7 @@ group across v1 and v2 without a systemd bus; it is a few file writes.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +141,20 @@ def _rmdir(path: Path) -> None:
         path.rmdir()
     except OSError:
         pass
+
+
+def remove_left(path: str | None, wait: float = 1.0) -> None:
+    """Remove an instance's cgroup left by a runner that died (its processes just killed leave it
+    a moment later); only directories this module names (``maas-…``) are touched."""
+    if not path or not Path(path).name.startswith("maas-"):
+        return
+    cgroup = Path(path)
+    deadline = time.monotonic() + wait
+    while cgroup.exists():
+        try:
+            cgroup.rmdir()
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.05)

@@ -96,6 +96,8 @@ class Runner:
         data = {"state": state, "time": time.time(), "runner_pid": os.getpid()}
         if self.proc is not None:
             data["service_pid"] = self.proc.pid
+        if self.cgroup is not None:  # for the launcher to remove if this runner dies unannounced
+            data["cgroup"] = str(self.cgroup.path)
         data.update(extra)
         write_json_atomic(self.status_path, data)
 

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maas import memlimit
 from maas.clock import SYSTEM_CLOCK, Clock
 from maas.errors import LauncherError
 from maas.instance import Instance, InstanceSpec, InstanceState, read_json
@@ -106,6 +107,7 @@ class LocalLauncher(Launcher):
                 # A runner that died with its controller away: clean up what it left.
                 status = read_json(inst_dir / STATUS_FILE) or {}
                 _killpg(int(status.get("service_pid") or 0), signal.SIGKILL)
+                memlimit.remove_left(status.get("cgroup") if isinstance(status.get("cgroup"), str) else None)
                 shutil.rmtree(inst_dir, ignore_errors=True)
 
     # -- Launcher ---------------------------------------------------------------------------
@@ -151,7 +153,9 @@ class LocalLauncher(Launcher):
     def forget(self, instance_id: str) -> None:
         tracked = self._tracked.pop(instance_id, None)
         if tracked is not None:
-            self._kill_everything(tracked)
+            status = read_json(tracked.dir / STATUS_FILE) or {}
+            self._kill_everything(tracked, status)
+            memlimit.remove_left(status.get("cgroup") if isinstance(status.get("cgroup"), str) else None)
             shutil.rmtree(tracked.dir, ignore_errors=True)
 
     def close(self) -> None:

@@ -58,8 +58,19 @@ def test_an_instance_runs_in_a_cgroup_of_its_memory_size(cluster: Cluster) -> No
                                   Path("/sys/fs/cgroup") / line.split(":", 2)[2].lstrip("/")) if p.is_dir())
     limit_file = cgroup_dir / ("memory.limit_in_bytes" if (cgroup_dir / "memory.limit_in_bytes").exists() else "memory.max")
     assert int(limit_file.read_text()) == 200 << 20
+    # A runner killed outright cannot remove its cgroup: the launcher does, when it forgets it.
+    runner = next(p for p in cluster.runner_processes() if "maas.runner" in " ".join(p.cmdline()))
+    killed = set(cluster.registrations("echo"))
+    runner.kill()
+    wait_until(lambda: not cgroup_dir.exists(), timeout=30, what="the killed instance's cgroup to be removed")
+    wait_until(lambda: len(cluster.registrations("echo")) == 1 and not set(cluster.registrations("echo")) & killed,
+               timeout=60, what="the replacement instance (and the killed one's registration gone)")
+    port = next(iter(cluster.registrations("echo").values()))["port"]
+    line = next(l for l in Path(f"/proc/{cluster.service_pid(port)}/cgroup").read_text().splitlines()
+                if ":memory:" in l or l.startswith("0::"))
+    replacement = cgroup_dir.parent / Path(line.split(":", 2)[2]).name
     cluster.maas_deploy("-mo", "REMOVE", "-n", "echo", "-v", "1", "--wait")
-    wait_until(lambda: not cgroup_dir.exists(), timeout=15, what="the instance's cgroup to be removed")
+    wait_until(lambda: not replacement.exists(), timeout=15, what="the removed instance's cgroup to go")
 
 
 @pytest.mark.skipif(not ENFORCEABLE, reason=f"memory cgroups are not writable here: {NOTE}")
