@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# Debian packages the tests start themselves (DESIGN.md §9): ZooKeeper, PostgreSQL, mosquitto
+# Debian packages the tests start themselves (README.md, "Testing"): ZooKeeper, PostgreSQL, mosquitto
 # and Chromium with its driver for the web console's browser tests. Installed in one apt run,
 # only when one of them is missing.
 DEBIAN_PACKAGES := zookeeper postgresql mosquitto chromium chromium-driver

@@ -14,7 +14,7 @@ model; ``--batch-size 1`` makes every call on its own. docs/enrichment.md has th
 
 Exit status: 0 when the input is done (or after SIGTERM/SIGINT: the lines already read are
 enriched and written first; a second signal exits at once with 130), 2 for a bad config or bad
-options (before anything is read), 1 when ZooKeeper cannot be reached.
+options (before anything is read), 6 when ZooKeeper cannot be reached (as for every MaaS command).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from types import FrameType
 
 import click
 
+from maas.clitypes import QUORUM
 from maas.config import DEFAULT_CONFIG_PATH
 from maas.errors import MaasError
 from enrichment.config import ConfigError, load_config
@@ -36,13 +37,12 @@ from enrichment.service import EnrichSettings, run
 from enrichment.gateway import GatewaySettings
 
 USAGE_EXIT = 2
-ZOOKEEPER_EXIT = 1
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Enrichment config (JSON): {'enrichments': {field: expr}} or Metron's sensor enrichment config")
-@click.option("-zq", "--zk-quorum", "--zk_quorum", "zk_quorum", help="ZooKeeper quorum host:port[,…][/chroot]")
+@click.option("-zq", "--zk-quorum", "--zk_quorum", "zk_quorum", type=QUORUM, help="ZooKeeper quorum host:port[,…][/chroot]")
 @click.option("-zr", "--zk-root", "--zk_root", "zk_root", default=DEFAULT_CONFIG_PATH, show_default=True,
               help="Config znode of the MaaS cluster")
 @click.option("-i", "--input", "inputs", multiple=True, default=("-",), show_default=True,
@@ -107,9 +107,9 @@ def main(config_path: Path, zk_quorum: str | None, zk_root: str, inputs: tuple[s
     except ValueError as exc:
         click.echo(f"maas_enrich: error: {exc}", err=True)
         sys.exit(USAGE_EXIT)
-    except MaasError as exc:
+    except MaasError as exc:  # ZooKeeper unreachable: the code every command uses (6)
         click.echo(f"maas_enrich: error: {exc}", err=True)
-        sys.exit(ZOOKEEPER_EXIT)
+        sys.exit(exc.exit_code)
     except BrokenPipeError:  # the reader went away (maas_enrich … | head): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)

@@ -138,7 +138,10 @@ class MaasGateway:
         if callable(add_listener):
             add_listener(self._on_registrations)
         # calls: rows asked for (apply or apply_batch); batches / batch_rows: batched requests sent
-        self.stats = {"calls": 0, "cache_hits": 0, "failures": 0, "retries": 0, "batches": 0, "batch_rows": 0}
+        self.stats = {"calls": 0, "cache_hits": 0, "failures": 0, "retries": 0, "batches": 0, "batch_rows": 0,
+                      "no_endpoint": 0}
+        #: Lookups per model (``name`` or ``name@version``) that found no registered instance.
+        self.missing: dict[str, int] = {}
 
     def close(self) -> None:
         self.http.close()
@@ -189,8 +192,23 @@ class MaasGateway:
             return a if in_flight.get(a.url, 0) <= in_flight.get(b.url, 0) else b
 
     def get_endpoint(self, name: str, version: str | None = None) -> dict[str, Any] | None:
-        chosen = self._choose(self.discovery.endpoints(name, version), set())
+        candidates = self.discovery.endpoints(name, version)
+        if not candidates:
+            self._no_endpoint(name if version is None else f"{name}@{version}")
+            return None
+        chosen = self._choose(candidates, set())
         return endpoint_map(chosen) if chosen is not None else None
+
+    def _no_endpoint(self, model: str) -> None:
+        """Count a lookup of a model nothing serves; warn the first time for each model, since
+        every field computed from it silently becomes null."""
+        with self._lock:
+            first = model not in self.missing
+            self.missing[model] = self.missing.get(model, 0) + 1
+            self.stats["no_endpoint"] += 1
+        if first:
+            log.warning("no instance of model %r is registered: MAAS_GET_ENDPOINT gives null, and so do the fields "
+                        "computed from it (warned once per model; see maas_deploy -mo LIST)", model)
 
     # -- calling ------------------------------------------------------------------------------
     def apply(self, endpoint: dict[str, Any], function: str | None, args: dict[str, Any]) -> dict[str, Any] | None:

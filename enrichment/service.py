@@ -124,10 +124,18 @@ def run(settings: EnrichSettings, *, config: EnrichmentConfig | None = None, sto
             flush,
             in_flight=settings.in_flight,
         )
+        missing: dict[str, int] = {}
         if gateway is not None:
             stats.extra.update(gateway.stats)
-        log.info("%d lines: %d enriched, %d errors; %d batches, %d model requests for %d calls", stats.lines,
-                 stats.enriched, stats.errors, stats.batches, stats.model_requests, stats.model_calls)
+            missing = dict(gateway.missing)
+            stats.extra["no_endpoint_models"] = missing
+        summary = (f"{stats.lines} lines: {stats.enriched} enriched, {stats.errors} errors; {stats.batches} batches, "
+                   f"{stats.model_requests} model requests for {stats.model_calls} calls")
+        if missing:  # worth a warning: those fields are null
+            log.warning("%s; models with no endpoint (lookups): %s", summary,
+                        ", ".join(f"{model} ({count})" for model, count in sorted(missing.items())))
+        else:
+            log.info("%s", summary)
         return stats
 
 

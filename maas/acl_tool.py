@@ -18,6 +18,7 @@ import click
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NoNodeError
 
+from maas.clitypes import QUORUM, exit_codes_help, show_envvars
 from maas.config import DEFAULT_CONFIG_PATH, ext_path
 from maas.errors import ConfigError, MaasError
 from maas.zk import ZK_ERRORS, Layout, connect, ensure_config, read_config, zk_error
@@ -42,9 +43,11 @@ def digest(user: str) -> None:
     click.echo(digest_identity(user, password))
 
 
-@main.command()
-@click.option("-zq", "--zk_quorum", required=True, help="ZooKeeper quorum host:port[,…][/chroot]")
-@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True, help="Config znode")
+@main.command(epilog=exit_codes_help([0, 1, 2, 6, 9]))
+@click.option("-zq", "--zk_quorum", required=True, type=QUORUM, envvar="MAAS_ZK_QUORUM",
+              help="ZooKeeper quorum host:port[,…][/chroot]")
+@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True,
+              envvar="MAAS_ZK_ROOT", help="Config znode")
 @click.option("--policy", "policy_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="JSON file: the identities of each role")
 @click.option("--store-uri", help="Model store URI written to the config znode")
@@ -88,9 +91,11 @@ def apply_cluster_policy(client: KazooClient, access: ZkAccess, policy: AclPolic
                         credentials=access.credentials)
 
 
-@main.command()
-@click.option("-zq", "--zk_quorum", required=True, help="ZooKeeper quorum host:port[,…][/chroot]")
-@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True, help="Config znode")
+@main.command(epilog=exit_codes_help([0, 1, 2, 6, 9]))
+@click.option("-zq", "--zk_quorum", required=True, type=QUORUM, envvar="MAAS_ZK_QUORUM",
+              help="ZooKeeper quorum host:port[,…][/chroot]")
+@click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True,
+              envvar="MAAS_ZK_ROOT", help="Config znode")
 def show(zk_quorum: str, config_path: str) -> None:
     """Print the policy in force and the ACL of each MaaS root."""
     try:
@@ -120,6 +125,10 @@ def show(zk_quorum: str, config_path: str) -> None:
     except MaasError as exc:
         click.echo(f"maas_acl: {exc}", err=True)
         sys.exit(exc.exit_code)
+
+
+for _command in (apply, show):
+    show_envvars(_command)
 
 
 if __name__ == "__main__":

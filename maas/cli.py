@@ -1,4 +1,4 @@
-"""``maas_service``: start a controller (DESIGN.md §8).
+"""``maas_service``: start a controller (docs/contracts.md).
 
 The controller makes sure the config znodes exist (Metron's keys in the config znode, ours in
 ``<config znode>.ext``; see :mod:`maas.config`), writing ``--store-uri``/``--launcher`` into them
@@ -16,9 +16,11 @@ from pathlib import Path
 
 import click
 
+from maas.clitypes import QUORUM, Choices, exit_codes_help, show_envvars
 from maas.config import DEFAULT_CONFIG_PATH
+from maas.controller.metrics import MetricsServer
 from maas.controller.service import Controller
-from maas.errors import MaasError
+from maas.errors import ConfigError, MaasError
 from maas.launcher.factory import make_launcher
 from maas.settings import ServiceSettings
 from maas.zk import Layout, connect, ensure_config, installation_id
@@ -27,8 +29,9 @@ from maas.zkauth import ZkAccess, use_policy
 log = logging.getLogger("maas.service")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MAAS"})
-@click.option("-zq", "--zk_quorum", "zk_quorum", required=True, help="ZooKeeper quorum host:port[,…][/chroot]")
+@click.command(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "MAAS"},
+               epilog=exit_codes_help([0, 1, 2, 5, 6, 9]))
+@click.option("-zq", "--zk_quorum", "zk_quorum", required=True, type=QUORUM, help="ZooKeeper quorum host:port[,…][/chroot]")
 @click.option("-zr", "--zk_root", "config_path", default=DEFAULT_CONFIG_PATH, show_default=True,
               envvar="MAAS_ZK_ROOT", help="Config znode (our settings are in the sibling <znode>.ext)")
 @click.option("--store-uri", help="Model store URI for the config (e.g. file:///var/lib/maas/store); written when "
@@ -78,8 +81,11 @@ log = logging.getLogger("maas.service")
               "--runner-zk-auth-file and --model-* paths there (docs/security.md)")
 @click.option("--runner-zk-auth-file", type=click.Path(path_type=Path, dir_okay=False),
               help="ZooKeeper credentials file of the runners (default: the controller's own; docs/security.md)")
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve Prometheus /metrics and the /healthz liveness check on this port (0: any free port; "
+              "default: not served)")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address --metrics-port listens on")
+@click.option("--log-level", default="INFO", show_default=True, type=Choices(["DEBUG", "INFO", "WARNING", "ERROR"]))
 def main(
     zk_quorum: str,
     config_path: str,
@@ -111,6 +117,8 @@ def main(
     model_ca_file: Path | None,
     k8s_secret: str | None,
     runner_zk_auth_file: Path | None,
+    metrics_port: int | None,
+    metrics_host: str,
     log_level: str,
 ) -> None:
     """Run the MaaS controller."""
@@ -145,6 +153,8 @@ def main(
             model_ca_file=model_ca_file,
             runner_zk_auth_file=runner_zk_auth_file,
             k8s_secret=k8s_secret,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
@@ -162,14 +172,20 @@ def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: 
         log.warning("no ZooKeeper credentials configured (MAAS_ZK_AUTH_FILE): any client that reaches ZooKeeper "
                     "can deploy and run code; see docs/security.md")
     client = connect(settings.zk_quorum, session_timeout=settings.zk_session_timeout, access=access)
+    server: MetricsServer | None = None
     try:
         use_policy(client, settings.config_path, "controller")
         config = ensure_config(client, settings.config_path,
                                overrides={"store_uri": store_uri, "launcher": launcher_kind,
                                           "allowed_stores": allowed_stores}, write=write_config)
+        server = _metrics_server(settings)
         installation = installation_id(client, Layout.from_config(config)) if config.launcher == "kubernetes" else None
         launcher = make_launcher(config, settings, installation=installation)
-        controller = Controller(client, config, launcher, settings)
+        controller = Controller(client, config, launcher, settings, metrics_url=server.url if server else None)
+        if server is not None:
+            server.bind(controller.metrics, controller.health)
+            server.start()
+            log.info("serving %s/metrics and %s/healthz", server.url, server.url)
         done = threading.Event()
 
         def _shutdown(signum: int, _frame: object) -> None:
@@ -186,8 +202,26 @@ def run(settings: ServiceSettings, store_uri: str | None = None, launcher_kind: 
         worker.join(timeout=10)
         launcher.close()
     finally:
+        if server is not None:
+            server.stop()
         client.stop()
         client.close()
+
+
+show_envvars(main)
+
+
+def _metrics_server(settings: ServiceSettings) -> MetricsServer | None:
+    """The /metrics and /healthz server, bound before the controller starts (so a port in use
+    is reported at once), or None when not asked for."""
+    if settings.metrics_port is None:
+        return None
+    try:
+        return MetricsServer(settings.metrics_host, settings.metrics_port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {exc.strerror or exc}"
+        ) from exc
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ class QueueConfig(BaseModel):
 
 
 class MaasConfig(BaseModel):
-    """The merged content of the config znode and the ext znode (DESIGN.md §2)."""
+    """The merged content of the config znode and the ext znode (docs/contracts.md)."""
 
     model_config = ConfigDict(populate_by_name=True, extra="allow")
 

@@ -38,7 +38,7 @@ class StoreNotAllowed(RequestError):
 
 
 class PayloadError(MaasError):
-    """A payload that breaks the payload contract (DESIGN.md §4)."""
+    """A payload that breaks the payload contract (docs/contracts.md)."""
 
     exit_code = 3
     http_status = 422
@@ -53,6 +53,10 @@ class StoreError(MaasError):
 
 class StoreNotFound(StoreError):
     """The store answered that a path does not exist (and nothing else went wrong)."""
+
+
+class PayloadChanged(StoreError):
+    """A different payload is already at the path; replacing it needs ``force`` (``--force``)."""
 
 
 class LauncherError(MaasError):
@@ -75,6 +79,14 @@ class AccessDenied(CoordinationError):
 
     exit_code = 9
     http_status = 403
+
+
+class ClusterNotConfigured(MaasError):
+    """The config znode is absent: no controller has ever configured this cluster (or this
+    ``-zr``), so there is no store to upload to and nobody to apply a request."""
+
+    exit_code = 10
+    http_status = 503
 
 
 class RequestFailed(MaasError):

@@ -1,9 +1,14 @@
-"""Local ZooKeeper servers from Debian's ``zookeeper`` package (DESIGN.md §1, §9).
+"""Local ZooKeeper servers from Debian's ``zookeeper`` package (docs/contracts.md).
 
-The embedded default runs one of these on 127.0.0.1 (``make demo``); the test harness runs one
-per test session and, for failover tests, an ensemble. :class:`ZooKeeperServer` is one server;
-:class:`ZooKeeperEnsemble` a quorum of servers on loopback. Both listen on 127.0.0.1 only, on
-free ports unless told otherwise, with their data in a temporary directory removed on cleanup.
+The embedded default runs one of these on 127.0.0.1 (``make demo``, and ``maas_zookeeper``, the
+command users start one with); the test harness runs one per test session and, for failover
+tests, an ensemble. :class:`ZooKeeperServer` is one server; :class:`ZooKeeperEnsemble` a quorum of
+servers on loopback. Both listen on 127.0.0.1 unless told otherwise, on free ports unless told
+otherwise, with their data in a temporary directory removed on cleanup unless given one.
+
+``maas_zookeeper --data-dir DIR [--port 2181] [--host 127.0.0.1]`` runs one server in the
+foreground with its data, config and log in ``DIR`` (kept across runs) until Ctrl-C or SIGTERM,
+which stop it cleanly.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+import click
 from kazoo.client import KazooClient, KazooState
 
 ZK_JARS = [
@@ -40,10 +47,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def four_letter(port: int, word: str, timeout: float = 1.0) -> str:
+def four_letter(port: int, word: str, timeout: float = 1.0, host: str = "127.0.0.1") -> str:
     """Send a four-letter command; '' if the server does not answer."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.sendall(word.encode())
             chunks = []
             while True:
@@ -61,7 +68,8 @@ class ZooKeeperServer:
 
     def __init__(self, port: int | None = None, *, data_dir: Path | None = None, server_id: int | None = None,
                  peers: list[tuple[int, int, int]] | None = None, extra_config: list[str] | None = None,
-                 jvm_options: list[str] | None = None) -> None:
+                 jvm_options: list[str] | None = None, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = port or free_port()
         #: More zoo.cfg lines and JVM options (e.g. SASL: an authProvider and a JAAS configuration).
         self.extra_config = list(extra_config or [])
@@ -74,7 +82,11 @@ class ZooKeeperServer:
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self._client_host()}:{self.port}"
+
+    def _client_host(self) -> str:
+        """Where clients on this machine reach the server (any-address binds answer on loopback)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
 
     def _write_config(self) -> Path:
         data = self.dir / "data"
@@ -85,7 +97,7 @@ class ZooKeeperServer:
             "syncLimit=5",
             f"dataDir={data}",
             f"clientPort={self.port}",
-            "clientPortAddress=127.0.0.1",
+            f"clientPortAddress={self.host}",
             "admin.enableServer=false",
             "4lw.commands.whitelist=ruok,srvr,mntr",
             "maxSessionTimeout=60000",
@@ -114,10 +126,10 @@ class ZooKeeperServer:
             self.wait_serving(timeout)
 
     def serving(self) -> bool:
-        return "Mode:" in four_letter(self.port, "srvr")
+        return "Mode:" in four_letter(self.port, "srvr", host=self._client_host())
 
     def mode(self) -> str:
-        for line in four_letter(self.port, "srvr").splitlines():
+        for line in four_letter(self.port, "srvr", host=self._client_host()).splitlines():
             if line.startswith("Mode:"):
                 return line.split(":", 1)[1].strip()
         return ""
@@ -225,3 +237,67 @@ def expire_session(client: KazooClient, timeout: float = 15.0) -> None:
 
 def _hosts_of(client: KazooClient) -> str:
     return ",".join(f"{h}:{p}" for h, p in client.hosts)
+
+
+def _port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be bound, or None when it can."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As ZooKeeper binds: connections of a previous run in TIME_WAIT do not make it busy.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]},
+               epilog="\b\nExit codes:\n  0  stopped by Ctrl-C or SIGTERM\n  1  ZooKeeper failed to start or died\n"
+                      "  2  usage error (bad option, port in use, ZooKeeper not installed)")
+@click.option("--data-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for ZooKeeper's data, config (zoo.cfg) and log (zookeeper.log); kept across runs")
+@click.option("--port", type=click.IntRange(1, 65535), default=2181, show_default=True, help="Client port")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; only on a trusted network)")
+def main(data_dir: Path, port: int, host: str) -> None:
+    """Run a standalone ZooKeeper server from Debian's zookeeper package in the foreground, for one
+    machine's MaaS cluster. Ctrl-C stops it; its data stays in --data-dir."""
+    if not zookeeper_available():
+        raise click.UsageError("ZooKeeper is not installed: apt-get install -y zookeeper (it needs Java), or `make zookeeper`")
+    busy = _port_in_use(host, port)
+    if busy:
+        raise click.UsageError(f"cannot listen on {host}:{port}: {busy} (another ZooKeeper? pick one with --port)")
+    server = ZooKeeperServer(port, data_dir=data_dir.resolve(), host=host)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        server.start(timeout=60)
+    except RuntimeError as exc:
+        server.stop()
+        click.echo(f"maas_zookeeper: {exc}\n{_log_tail(server.dir / 'zookeeper.log')}", err=True)
+        sys.exit(1)
+    click.echo(f"ZooKeeper serving on {host}:{port} (data, config and log in {server.dir}); Ctrl-C stops it.\n"
+               f"Next: maas_service -zq {server.address} …", err=True)
+    while not stop.wait(0.5):
+        if server.proc is None or server.proc.poll() is not None:
+            code = server.proc.returncode if server.proc is not None else None
+            click.echo(f"maas_zookeeper: ZooKeeper exited with {code}\n{_log_tail(server.dir / 'zookeeper.log')}",
+                       err=True)
+            sys.exit(1)
+    click.echo("Stopping ZooKeeper…", err=True)
+    server.stop()
+    click.echo("ZooKeeper stopped.", err=True)
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "\n".join("    | " + line for line in text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""The payload contract (DESIGN.md §4): exactly one ``*.sh`` at the payload's top level, and the
+"""The payload contract (docs/contracts.md): exactly one ``*.sh`` at the payload's top level, and the
 ``endpoint.dat`` file the started service writes."""
 
 from __future__ import annotations

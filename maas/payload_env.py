@@ -21,7 +21,7 @@ from collections.abc import Mapping
 #: Variables a payload inherits from the runner's environment when they are set there.
 INHERITED: tuple[str, ...] = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
 
-#: The payload contract's variables (DESIGN.md §4 and docs/payload.md), all set by the runner.
+#: The payload contract's variables (docs/contracts.md and docs/payload.md), all set by the runner.
 CONTRACT: frozenset[str] = frozenset({
     "MAAS_PORT",
     "MAAS_MODEL_NAME",

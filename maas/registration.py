@@ -1,4 +1,4 @@
-"""Endpoint registrations: Curator ``ServiceInstance`` JSON (DESIGN.md §5), wire-compatible with
+"""Endpoint registrations: Curator ``ServiceInstance`` JSON (docs/contracts.md), wire-compatible with
 Metron's Java discoverer, stored as ephemeral znodes ``<serviceRoot>/<name>/<instanceId>``."""
 
 from __future__ import annotations

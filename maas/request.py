@@ -1,4 +1,4 @@
-"""Deployment requests (queue items, DESIGN.md §3) and their statuses.
+"""Deployment requests (queue items, docs/contracts.md) and their statuses.
 
 A request is Metron's ``ModelRequest`` JSON (``name``, ``version``, ``numInstances``, ``memory``,
 ``action``, ``path``) plus our optional fields. Parsing never raises anything but
@@ -87,6 +87,11 @@ class ModelRequest(BaseModel):
     def model_post_init(self, _context: Any) -> None:
         if self.action is not Action.REMOVE and not self.path:
             raise ValueError(f"{self.action.value} needs 'path', the payload's store path")
+        if self.action is not Action.SCALE and self.num_instances == 0:
+            raise ValueError(
+                f"numInstances: {self.action.value} of 0 instances does nothing; give at least 1 "
+                "(SCALE to 0 removes every instance)"
+            )
 
     def to_json(self) -> bytes:
         return json.dumps(self.model_dump(by_alias=True, exclude_none=True, mode="json")).encode()

@@ -1,4 +1,4 @@
-"""The runner: one process per model instance (DESIGN.md §4).
+"""The runner: one process per model instance (docs/contracts.md).
 
 It localizes the payload from the store into a fresh working directory, runs the payload's
 single ``*.sh`` with ``MAAS_PORT`` & co., waits for ``endpoint.dat``, checks that the service
@@ -31,6 +31,7 @@ import httpx
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NodeExistsError, NoNodeError
 
+from maas import memlimit
 from maas.endpoint_auth import EndpointCredentials
 from maas.errors import CoordinationError, MaasError, PayloadError
 from maas.instance import InstanceSpec, write_json_atomic
@@ -108,6 +109,7 @@ class Runner:
         self.reg_path: str | None = None
         self.pumps: list[OutputPump] = []
         self.service_identity: ProcessIdentity | None = None
+        self.cgroup: memlimit.MemoryCgroup | None = None
 
     # -- status -----------------------------------------------------------------------------
     def report(self, state: str, **extra: Any) -> None:
@@ -116,6 +118,8 @@ class Runner:
             data["service_pid"] = self.proc.pid
             if self.service_identity is not None:
                 data["service"] = self.service_identity.to_dict()
+        if self.cgroup is not None:  # for the launcher to remove if this runner dies unannounced
+            data["cgroup"] = str(self.cgroup.path)
         data.update(extra)
         write_json_atomic(self.status_path, data)
 
@@ -157,6 +161,8 @@ class Runner:
             self.report("failed", reason=f"runner error: {exc!r}")
             return 1
         finally:
+            if self.proc is not None and self.proc.poll() is not None:
+                self._remove_cgroup()
             if self.client is not None:
                 self.client.stop()
                 self.client.close()
@@ -193,6 +199,15 @@ class Runner:
             self.spec.env,
             path_prefix=str(Path(sys.executable).parent),
         )
+        self.cgroup, limit_note = memlimit.create(self.spec.instance_id, self.spec.memory)
+        log.info("instance %s: %s", self.spec.instance_id, limit_note)
+        cgroup = self.cgroup
+
+        def prepare_child() -> None:
+            _die_with_parent()
+            if cgroup is not None:
+                cgroup.join()
+
         try:
             self.proc = subprocess.Popen(
                 ["/bin/bash", script],
@@ -202,7 +217,7 @@ class Runner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=prepare_child,
             )
         except OSError as exc:
             raise PayloadError(f"cannot run {script}: {exc}") from exc
@@ -231,8 +246,14 @@ class Runner:
         code = self.proc.poll()
         if code is not None:
             self._drain_pumps()
-            tail = _tail(self.dir / "service.err.log")
-            raise PayloadError(f"{what} exited with code {code}" + (f"; stderr: {tail}" if tail else ""))
+            raise PayloadError(self._exit_reason(what, code))
+
+    def _exit_reason(self, what: str, code: int) -> str:
+        """Why the service ended: its exit code (or the memory limit that killed it) and stderr."""
+        tail = _tail(self.dir / "service.err.log")
+        if self.cgroup is not None and self.cgroup.oom_killed():
+            what = f"{what} was killed for going over its memory limit of {self.cgroup.limit_mb} MB (-m) and"
+        return f"{what} exited with code {code}" + (f"; stderr: {tail}" if tail else "")
 
     def _wait_for_endpoint(self, script: str) -> EndpointInfo | None:
         deadline = time.monotonic() + self.spec.start_timeout
@@ -336,8 +357,7 @@ class Runner:
             if code is not None:
                 self.deregister()
                 self._drain_pumps()
-                tail = _tail(self.dir / "service.err.log")
-                reason = f"service exited with code {code}" + (f"; stderr: {tail}" if tail else "")
+                reason = self._exit_reason("service", code)
                 self.report("exited", reason=reason, exit_code=code)
                 return 1
             if self.session_lost.is_set() and self.client.state == KazooState.CONNECTED:
@@ -364,6 +384,7 @@ class Runner:
         """SIGTERM the service's process group; SIGKILL it after the grace period."""
         if self.proc is None or self.proc.poll() is not None:
             self._kill_group(signal.SIGKILL)  # leftovers of a script that exited
+            self._remove_cgroup()
             return
         self._kill_group(signal.SIGTERM)
         try:
@@ -372,6 +393,15 @@ class Runner:
             log.warning("service of %s ignored SIGTERM for %.0fs; killing", self.spec.instance_id, self.spec.stop_grace)
         self._kill_group(signal.SIGKILL)
         self.proc.wait()
+        self._remove_cgroup()
+
+    def _remove_cgroup(self) -> None:
+        if self.cgroup is not None:
+            for _ in range(20):  # the killed group's last processes leave it a moment later
+                if not self.cgroup.has_processes():
+                    break
+                time.sleep(0.05)
+            self.cgroup.remove()
 
     def _kill_group(self, sig: signal.Signals) -> None:
         if self.proc is None:

@@ -55,6 +55,10 @@ class ServiceSettings(BaseModel):
     def endpoint_credentials(self) -> EndpointCredentials:
         """What the prober sends to and trusts of model endpoints."""
         return EndpointCredentials.create(self.model_token_file, self.model_ca_file)
+    # Observability.
+    metrics_port: int | None = Field(None, ge=0, le=65535,
+                                     description="Port of /metrics and /healthz (0: any free port; None: not served)")
+    metrics_host: str = Field("127.0.0.1", min_length=1, description="Address /metrics and /healthz listen on")
 
     @property
     def restart_backoff(self) -> Backoff:

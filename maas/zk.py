@@ -24,6 +24,7 @@ from kazoo.retry import KazooRetry
 
 from maas.config import DEFAULT_CONFIG_PATH, MaasConfig, ext_path
 from maas.errors import AccessDenied, ConfigError, CoordinationError
+from maas.quorum import check_reachable, parse_quorum
 from maas.zkauth import ZkAccess, protect_kazoo_logs
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,16 @@ def connect(
 
     Connection retries are unbounded (kazoo reconnects by itself, and sends the credentials again
     on every new connection); command retries are bounded.
+    A malformed ``quorum`` is a :class:`~maas.errors.ConfigError`; members that certainly have no
+    server (unknown host, connection refused on every one) fail at once rather than at ``timeout``.
     """
+    parsed = parse_quorum(quorum)
+    check_reachable(parsed)
     access = ZkAccess.from_environment() if access is None else access
     protect_kazoo_logs()  # kazoo would log a digest password at DEBUG
+    logger = _ClientLogger()
     client = KazooClient(
+        logger=logger,
         hosts=quorum,
         timeout=session_timeout,
         connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0),
@@ -81,13 +88,32 @@ def connect(
     except ZK_ERRORS as exc:
         client.stop()
         client.close()
-        raise zk_error(f"cannot connect to ZooKeeper at {quorum} ({access.describe()})", exc) from exc
+        if isinstance(exc, (NoAuthError, AuthFailedError)):
+            raise zk_error(f"cannot connect to ZooKeeper at {quorum} ({access.describe()})", exc) from exc
+        raise CoordinationError(
+            f"cannot connect to ZooKeeper at {quorum} within {timeout:g}s ({access.describe()}; {describe(exc)}): "
+            f"is ZooKeeper running at {parsed.member_names()}?"
+        ) from exc
+    finally:
+        logger.connecting = False
     return client
+
+
+class _ClientLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """kazoo's logger for one client, quiet about each failed attempt while :func:`connect` waits
+    for the first session (the outcome is reported once); later disconnections are logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("kazoo.client"), {})
+        self.connecting = True
+
+    def isEnabledFor(self, level: int) -> bool:
+        return (level > logging.WARNING or not self.connecting) and self.logger.isEnabledFor(level)
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where everything lives in ZooKeeper (DESIGN.md §2)."""
+    """Where everything lives in ZooKeeper (docs/contracts.md)."""
 
     queue: str
     service_root: str
@@ -171,6 +197,18 @@ def _get_optional(client: KazooClient, path: str) -> tuple[bytes | None, int]:
     except ZK_ERRORS as exc:
         raise zk_error(f"cannot read config znode {path}", exc) from exc
     return data, stat.version
+
+
+def cluster_configured(client: KazooClient, path: str = DEFAULT_CONFIG_PATH) -> bool:
+    """Whether a controller of this project has configured the cluster at ``path``: the config
+    znode exists and so does its ext znode, or it is an old-style config znode holding our keys
+    itself (what controllers wrote before the split; :func:`read_config` still reads it). A config
+    znode with Metron's keys alone and no ext znode names no store of ours, so it does not count."""
+    main, _ = _get_optional(client, path)
+    if main is None:
+        return False
+    ext, _ = _get_optional(client, ext_path(path))
+    return ext is not None or not MaasConfig.is_metron_only(main)
 
 
 def read_config(client: KazooClient, path: str = DEFAULT_CONFIG_PATH) -> MaasConfig:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 import uuid
 from typing import Callable, Iterable
 
@@ -17,6 +18,7 @@ from maas.controller.plan import Action, ForgetInstance, Health, KillInstance, S
 from maas.errors import MaasError
 from maas.instance import Instance, InstanceSpec, InstanceState
 from maas.launcher import Launcher
+from maas.model_status import error_detail, error_headline, quoted
 from maas.retry import Backoff
 
 log = logging.getLogger(__name__)
@@ -76,8 +78,10 @@ class Executor:
         elif isinstance(action, ForgetInstance):
             if action.failure is not None:
                 logs = self.launcher.logs_hint(action.instance_id)
-                log.warning("instance %s of %s failed: %s%s", action.instance_id, action.key, action.failure,
-                            f" (logs: {logs})" if logs else "")
+                detail = error_detail(action.failure)
+                log.warning("instance %s of %s failed: %s%s%s", action.instance_id, action.key,
+                            error_headline(action.failure), f" (logs: {logs})" if logs else "",
+                            "\n" + quoted(detail) if detail else "")
                 self.record_failure(action.key, action.failure, logs=logs)
             self.launcher.forget(action.instance_id)
 
@@ -87,7 +91,7 @@ class Executor:
         delay = self.backoff.delay(previous.failures, self.rng)
         self.health[key] = Health(
             failures=previous.failures + 1, restarts=previous.restarts + 1, retry_at=now + delay,
-            last_error=reason, last_failure_at=now, last_logs=logs,
+            last_error=reason, last_failure_at=now, last_error_time=time.time(), last_logs=logs,
         )
         log.info("%s: %d consecutive failure(s); next start in %.1fs", key, previous.failures + 1, delay)
 
@@ -101,4 +105,4 @@ class Executor:
             h = self.health.get(key)
             if h is not None and h.failures and now - inst.running_since >= self.stable_after:
                 self.health[key] = Health(restarts=h.restarts, last_error=h.last_error, last_failure_at=h.last_failure_at,
-                                          last_logs=h.last_logs)
+                                          last_logs=h.last_logs, last_error_time=h.last_error_time)

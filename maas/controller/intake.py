@@ -197,7 +197,13 @@ class Intake:
         if request.path and request.action is not Action.REMOVE:
             # the allowedStores rule comes first: nothing is read from a store it refuses
             store_uri, path = resolve_allowed(request.path, self.default_store, self.allowed_stores)
-            if current is None or (store_uri, path) != (current.store_uri, current.path):
+            if current is not None and (store_uri, path) != (current.store_uri, current.path):
+                # Instances of one version would run two payloads: a new payload is a new version.
+                raise RequestError(
+                    f"{key} is deployed from {current.store_uri}{current.path}, not {store_uri}{path}: one version "
+                    f"runs one payload; deploy the new payload as a new version, or REMOVE {key} first"
+                )
+            if current is None:
                 self.check_payload(store_uri, path)
         elif current is not None:
             store_uri, path = current.store_uri, current.path

@@ -21,6 +21,7 @@ class Health:
     last_failure_at: float | None = None
     #: Where the logs of the instance behind ``last_error`` are (a path, a ``kubectl logs`` line).
     last_logs: str | None = None
+    last_error_time: float | None = None  # wall-clock time of the last failure, for users
 
 
 @dataclass(frozen=True)

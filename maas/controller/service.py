@@ -8,12 +8,11 @@ the next one runs anyway.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Collection
+from typing import Any, Collection
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import NoNodeError
@@ -24,13 +23,15 @@ from maas.controller.desired import DesiredModel, ModelKey, Unreadable, read_des
 from maas.controller.executor import Executor
 from maas.controller.intake import Intake
 from maas.controller.ledger import PRUNE_BATCH, RequestLedger
+from maas.controller.metrics import ControllerMetrics
 from maas.controller.plan import plan
 from maas.controller.prober import Prober
 from maas.discovery import DiscoveryClient
 from maas.errors import MaasError
 from maas.instance import Instance, InstanceSpec, InstanceState
 from maas.launcher import Launcher
-from maas.model_status import ModelStatus
+from maas.leadership import LeaderInfo, election_path
+from maas.model_status import ModelStatus, error_headline
 from maas.request import RequestState, RequestStatus
 from maas.settings import ServiceSettings
 from maas.retry import Backoff
@@ -45,6 +46,9 @@ PRUNE_INTERVAL = 600.0
 
 #: Requests applied per pass before instances are reconciled (keeps a flood from starving it).
 MAX_REQUESTS_PER_PASS = 100
+
+#: A leader whose last completed pass is older than this (or 20 reconcile intervals) is stuck.
+STALL_SECONDS = 120.0
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Controller:
         settings: ServiceSettings,
         *,
         clock: Clock = SYSTEM_CLOCK,
+        metrics_url: str | None = None,
     ) -> None:
         self.client = client
         self.config = config
@@ -82,7 +87,11 @@ class Controller:
         self.prober = Prober(settings.probe_interval, credentials=settings.endpoint_credentials)
         self.ledger = RequestLedger(client, self.layout, retention_seconds=settings.request_retention_days * 86400)
         self._next_prune = 0.0
-        self.identifier = f"{socket.gethostname()}:{os.getpid()}"
+        self.info = LeaderInfo.for_this_process(metrics=metrics_url)
+        self.identifier = self.info.identifier()
+        self.metrics = ControllerMetrics(lambda: list(self._published.values()))
+        self._last_pass_end: float | None = None
+        self._running = False
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._term_over = threading.Event()  # the ZooKeeper session behind our leadership is gone
@@ -104,9 +113,16 @@ class Controller:
             self._config_watch.start()
         except ZK_ERRORS as exc:
             log.warning("cannot watch the config znodes (%s); changes need a restart", describe(exc))
-        election = self.client.Election(f"{self.layout.state_root}/leader", self.identifier)
+        election = self.client.Election(election_path(self.layout.state_root), self.identifier)
         self._election = election
-        log.info("controller %s waiting for leadership", self.identifier)
+        log.info("controller %s (pid %d) waiting for leadership", self.info.host, self.info.pid)
+        self._running = True
+        try:
+            self._run_elections(election)
+        finally:
+            self._running = False
+
+    def _run_elections(self, election: Any) -> None:
         attempt = 0
         while not self._stopping.is_set():
             try:
@@ -167,9 +183,37 @@ class Controller:
     def wake(self) -> None:
         self._wake.set()
 
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Liveness: the controller loop runs and, when leading, has completed a pass lately."""
+        leading = self.leading.is_set()
+        detail: dict[str, Any] = {"leading": leading, "zookeeper_connected": self._connected.is_set()}
+        if not self._running:
+            return False, {**detail, "reason": "the controller loop is not running"}
+        if leading and self._last_pass_end is not None:
+            age = self.clock.monotonic() - self._last_pass_end
+            detail["last_pass_age_seconds"] = round(age, 3)
+            limit = max(STALL_SECONDS, 20 * self.settings.reconcile_interval)
+            if age > limit:
+                return False, {**detail, "reason": f"no reconcile pass completed for {age:.0f}s"}
+        return True, detail
+
+    def _announce_leadership(self) -> None:
+        """Write the leadership start into our election node, for ``maas_deploy -mo STATUS``."""
+        lock = self._election.lock
+        if lock.node is None:
+            return
+        self.info = self.info.model_copy(update={"since": time.time()})
+        try:
+            self.client.set(f"{lock.path}/{lock.node}", self.info.identifier().encode())
+        except ZK_ERRORS as exc:
+            log.warning("cannot record leadership in %s/%s: %s", lock.path, lock.node, describe(exc))
+
     def _lead(self) -> None:
         """One leadership term: adopt what runs, then reconcile until stopped or the session is lost."""
-        log.info("controller %s is the leader", self.identifier)
+        log.info("controller %s (pid %d) is the leader", self.info.host, self.info.pid)
+        self._announce_leadership()
+        self.metrics.leader.set(1)
+        self._last_pass_end = self.clock.monotonic()
         self._term_over.clear()
         self.launcher.resync()
         self._pending.clear()
@@ -186,19 +230,28 @@ class Controller:
                 self._wake.clear()
         finally:
             self.leading.clear()
+            self.metrics.leader.set(0)
+            self._published.clear()  # a standby reports no models: the next leader does
             if self._term_over.is_set():
                 log.warning("ZooKeeper session lost: leadership term over; standing for election again")
 
     # -- one pass ---------------------------------------------------------------------------
     def run_pass(self) -> None:
         """Intake, reconcile, statuses. Never raises."""
+        started = self.clock.monotonic()
+        outcome = "ok"
         for step in (self._drain_queue, self._reconcile, self._prune_requests):
             try:
                 step()
             except MaasError as exc:
+                outcome = "error"
                 log.error("%s: %s", step.__name__, exc)
             except Exception:
+                outcome = "error"
                 log.exception("%s crashed; continuing", step.__name__)
+        self._last_pass_end = self.clock.monotonic()
+        self.metrics.passes.labels(outcome).inc()
+        self.metrics.pass_duration.observe(self._last_pass_end - started)
 
     def _drain_queue(self) -> None:
         if self._resync_pending:
@@ -213,6 +266,7 @@ class Controller:
                 raise
             if outcome is None:
                 return
+            self.metrics.requests.labels(outcome.status.state.value).inc()
             if not outcome.status.state.terminal:
                 self._pending[outcome.status.request_id] = _Pending(outcome.status, self.clock.monotonic())
         self.wake()  # more to do: come back right after reconciling
@@ -288,6 +342,7 @@ class Controller:
                 last_error=(f"{unreadable[key].reason}: quarantined, instances left as they are"
                             if key in unreadable else health.last_error if health else None),
                 last_logs=health.last_logs if health and key not in unreadable else None,
+                last_error_at=health.last_error_time if health and key not in unreadable else None,
                 backoff_seconds=round(health.retry_at - now, 1) if health and health.retry_at > now else None,
             )
             if status.same_as(self._published.get(key)):
@@ -343,7 +398,9 @@ class Controller:
                 log.warning("%s", exc)
                 continue
             del self._pending[request_id]
-            log.info("request %s: %s%s", request_id, final.state.value, f" ({final.reason})" if final.reason else "")
+            self.metrics.requests.labels(final.state.value).inc()
+            log.info("request %s: %s%s", request_id, final.state.value,
+                     f" ({error_headline(final.reason)})" if final.reason else "")
 
     def _load_pending(self) -> None:
         """Pick up the non-terminal requests recorded in ZooKeeper that are not tracked yet

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from maas import memlimit
 from maas.clock import SYSTEM_CLOCK, Clock
 from maas.errors import LauncherError
 from maas.instance import Instance, InstanceSpec, InstanceState, read_json
@@ -136,6 +137,7 @@ class LocalLauncher(Launcher):
                 elif status.get("service_pid"):
                     log.warning("%s: service pid %s has no recorded start time; not signalling it",
                                 inst_dir.name, status.get("service_pid"))
+                memlimit.remove_left(status.get("cgroup") if isinstance(status.get("cgroup"), str) else None)
                 self._retire(spec, inst_dir)
 
     # -- Launcher ---------------------------------------------------------------------------
@@ -185,7 +187,9 @@ class LocalLauncher(Launcher):
     def forget(self, instance_id: str) -> None:
         tracked = self._tracked.pop(instance_id, None)
         if tracked is not None:
-            self._kill_everything(tracked)
+            status = read_json(tracked.dir / STATUS_FILE) or {}
+            self._kill_everything(tracked, status)
+            memlimit.remove_left(status.get("cgroup") if isinstance(status.get("cgroup"), str) else None)
             self._retire(tracked.spec, tracked.dir)
 
     def kill(self, instance_id: str) -> None:
@@ -302,9 +306,11 @@ class LocalLauncher(Launcher):
             url=status.get("url") if isinstance(status.get("url"), str) else None,
         )
 
-    def _kill_everything(self, tracked: _Tracked) -> None:
-        """SIGKILL the service's process group and the runner's, if they are still theirs."""
-        service = _service_identity(read_json(tracked.dir / STATUS_FILE) or {})
+    def _kill_everything(self, tracked: _Tracked, status: dict[str, object] | None = None) -> None:
+        """SIGKILL the service's process group and the runner's, if they are still theirs
+        (``status``: the runner's status file, when the caller has read it already)."""
+        status = status if status is not None else (read_json(tracked.dir / STATUS_FILE) or {})
+        service = _service_identity(status)
         if service is not None:
             service.killpg(signal.SIGKILL)
         if not tracked.gone:

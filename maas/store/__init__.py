@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
-from maas.errors import PayloadError, StoreError, StoreNotFound
+from maas.errors import PayloadChanged, PayloadError, StoreError, StoreNotFound
 from maas.store.manifest import MANIFEST_NAME, Manifest, check_relative, scan_directory
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ class ModelStore(ABC):
             if current is not None and current.digest == manifest.digest:
                 return UploadResult(manifest.digest, changed=False)
             if not force:
-                raise StoreError(
+                raise PayloadChanged(
                     f"{self.uri}: a different payload is already at {path}; payloads are immutable "
                     "(upload under a new version, or force the replacement)"
                 )

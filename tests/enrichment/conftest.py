@@ -75,7 +75,7 @@ def gateway() -> FakeGateway:
 
 
 class ModelService:
-    """A real HTTP model service on 127.0.0.1 speaking the Metron-style protocol of DESIGN.md §6.
+    """A real HTTP model service on 127.0.0.1 speaking the Metron-style protocol of docs/contracts.md.
 
     ``status`` forces every answer's status; a row whose host is in ``refuse`` makes the whole
     request a 400 (as the built-in model server refuses a batch with one bad row); ``garble``

@@ -8,6 +8,7 @@ and the documented DGA example run as a user runs it.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -209,3 +210,22 @@ def test_dga_example_as_documented(maas: Cluster, models: Callable[..., ModelCon
     for a, b in zip(enriched, unbatched):
         assert {k: v for k, v in a.items() if k != "dga_probability"} == {k: v for k, v in b.items() if k != "dga_probability"}
         assert b["dga_probability"] == pytest.approx(a["dga_probability"], rel=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", ["100", "1"])
+def test_a_model_with_no_endpoint_is_warned_once_and_counted(maas: Cluster, tmp_path: Path, zk_quorum: str,
+                                                             batch_size: str) -> None:
+    """The example enrichment with the dga model not deployed: every field computed from it is
+    null, which is worth one warning per model name, and a count in the closing summary."""
+    out, err = tmp_path / "out.jsonl", tmp_path / "err.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-m", "enrichment", "--config", str(DGA / "enrichment.json"), "-zq", zk_quorum,
+         "--input", str(DGA / "events.jsonl"), "--output", str(out), "--errors", str(err), "--batch-size", batch_size],
+        capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 0, result.stderr
+    enriched = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(enriched) == 34 and all(e.get("is_malicious") is None for e in enriched)
+    assert result.stderr.count("no instance of model 'dga' is registered") == 1, result.stderr
+    summary = re.search(r"models with no endpoint \(lookups\): dga \((\d+)\)", result.stderr)
+    assert summary is not None, result.stderr
+    assert int(summary.group(1)) >= 1

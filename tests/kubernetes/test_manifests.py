@@ -110,3 +110,23 @@ def test_the_controller_role_is_least_privilege() -> None:
     calls = set(re.findall(r"self\.api\.(\w+)_namespaced_pod\(", source))
     assert calls == {"create", "list", "delete", "patch"}
     assert calls <= rules[(("",), ("pods",))]
+
+
+def test_the_controller_has_a_liveness_probe_on_its_healthz() -> None:
+    """The probe asks the port maas_service is told to serve /healthz on, on every interface, and
+    the container's arguments are ones maas_service accepts."""
+    from maas.cli import main as maas_service
+
+    deployment = yaml.safe_load((K8S_DIR / "base" / "deployment.yaml").read_text())
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {"ZK_QUORUM": "zookeeper.maas.svc:2181", "POD_NAMESPACE": "maas", "RUNNER_IMAGE": "maas:0.1.0",
+           "STORE_URI": "hdfs://maas@namenode:9870/maas/store"}
+    args = [re.sub(r"\$\((\w+)\)", lambda m: env[m.group(1)], a) for a in container["args"]]
+    ctx = maas_service.make_context("maas_service", args)
+    assert ctx.params["metrics_host"] == "0.0.0.0"
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
+    assert ctx.params["metrics_port"] == port
+    probe = container["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz" and probe["port"] == "metrics"
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)

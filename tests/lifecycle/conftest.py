@@ -1,2 +1,2 @@
 """Fixtures of the lifecycle tests: every database test runs on SQLite and on a real PostgreSQL
-(DESIGN.md §9), through the ``db_url`` fixture."""
+(README.md, "Testing"), through the ``db_url`` fixture."""

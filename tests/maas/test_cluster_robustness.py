@@ -89,7 +89,7 @@ def test_garbage_desired_state_of_one_model_stops_nothing(cluster: Cluster) -> N
 
 def test_metron_queue_item_is_applied_in_sequence_order_among_kazoo_items(cluster: Cluster) -> None:
     client = cluster.client
-    cluster.deploy("echo", "-mo", "ADD", "-n", "dga", "-v", "1.0", "-ni", "0", "-hmp", "/models/dga/1.0", "--wait")
+    client.upload(PAYLOADS / "echo", "/models/dga/1.0")  # only uploaded (ADD -ni 0 is refused): the items deploy it
     zk = client.client
     # Byte for byte what Metron's maas_deploy.sh writes (Jackson, Curator SimpleDistributedQueue).
     metron = b'{"name":"dga","version":"1.0","numInstances":1,"memory":512,"action":"ADD","path":"/models/dga/1.0"}'

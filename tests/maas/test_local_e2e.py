@@ -4,6 +4,7 @@ payload (not the ONNX runtime), through the ``maas_deploy`` command."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from pathlib import Path
 from typing import Callable
@@ -11,9 +12,10 @@ from typing import Callable
 import httpx
 import pytest
 
+from maas.errors import RequestFailed
 from maas.request import RequestState
 from maas.retry import wait_until
-from tests.cluster import Cluster
+from tests.cluster import PAYLOADS, Cluster
 
 pytestmark = [pytest.mark.zk, pytest.mark.e2e]
 
@@ -62,13 +64,19 @@ def test_malformed_request_and_broken_payload_fail_but_queue_goes_on(cluster: Cl
 
     Queue(client.client, client.layout.queue).put(b'{"name": "x", "requestId": "bad-1", "action": "EXPLODE"}')
     Queue(client.client, client.layout.queue).put(b"not json at all")
+    # maas_deploy checks the payload contract before uploading anything...
     broken = cluster.deploy("noscript", "-mo", "ADD", "-n", "broken", "-v", "1", "-hmp", "/models/broken/1", "--wait", check=False)
+    assert broken.returncode == 3 and "no *.sh" in broken.stderr and "nothing was uploaded" in broken.stderr
+    assert not (cluster.store / "models" / "broken").exists()
+    # ...and the controller checks it too, for payloads put in the store some other way.
+    shutil.copytree(PAYLOADS / "noscript", cluster.store / "models" / "broken" / "1")
+    with pytest.raises(RequestFailed, match=r"no \*\.sh"):
+        client.wait(client.submit("ADD", "broken", "1", path="/models/broken/1"), timeout=30)
     good = cluster.deploy("echo", "-mo", "ADD", "-n", "echo", "-v", "2", "-hmp", "/models/echo/2", "--wait")
 
     status = client.status("bad-1")
     assert status is not None and status.state is RequestState.FAILED
     assert "action" in (status.reason or "")
-    assert broken.returncode != 0 and "no *.sh" in broken.stderr
     assert "done" in good.stdout
     assert len(cluster.registrations("echo")) == 1
     # Every request has a terminal status, including the unparsable one (named after its queue item).

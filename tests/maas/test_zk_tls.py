@@ -4,6 +4,7 @@ certificate is verified against the configured CA, and credentials travel inside
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 from typing import Iterator
@@ -14,6 +15,7 @@ from kazoo.security import make_digest_acl
 
 from maas.errors import CoordinationError
 from maas.local_zookeeper import ZooKeeperServer, free_port, zookeeper_available
+from maas.retry import wait_until
 from maas.zk import connect
 from maas.zkauth import ZkAccess
 
@@ -46,8 +48,19 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         f"ssl.keyStore.location={keystore}", "ssl.keyStore.type=PEM",
         f"ssl.trustStore.location={cert}", "ssl.trustStore.type=PEM", "ssl.clientAuth=none"])
     server.start()
+    # start() waits for the plain port; the secure one opens a moment later, and connect()
+    # takes a refused port as final
+    wait_until(lambda: _accepts(port), timeout=30, what="ZooKeeper's secure port")
     yield f"127.0.0.1:{port}", cert, other
     server.cleanup()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def test_tls_with_digest_credentials(tls_server: tuple[str, Path, Path], tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from maas.registration import Endpoint
 from maas.request import RequestState, RequestStatus
 from maas.retry import wait_until
 from maas.testing import expire_session
-from maas.zk import ConfigWatch, Layout, ensure_config, publish_config, read_config
+from maas.zk import ConfigWatch, Layout, cluster_configured, ensure_config, publish_config, read_config
 
 pytestmark = pytest.mark.zk
 
@@ -78,6 +78,20 @@ def test_ensure_config_moves_our_keys_out_of_an_old_style_config_znode(zk: Kazoo
     assert json.loads(zk.get("/metron/maas/config")[0]) == {
         "queue": "ZOOKEEPER", "queueConfig": {"zk_path": "/q"}, "serviceRoot": "/svc"}
     assert read_config(zk) == cfg
+
+
+def test_a_cluster_is_configured_by_both_znodes_or_an_old_style_config_znode(zk: KazooClient) -> None:
+    assert not cluster_configured(zk)  # nothing yet
+    metron = {"queue": "ZOOKEEPER", "queueConfig": {"zk_path": "/maas/queue"}, "serviceRoot": "/maas/service"}
+    zk.create("/metron/maas/config", json.dumps(metron).encode(), makepath=True)
+    assert not cluster_configured(zk)  # Metron's keys alone name no store of ours
+    zk.set("/metron/maas/config", json.dumps({**metron, "storeUri": "file:///old"}).encode())
+    assert cluster_configured(zk)  # written by an earlier controller: still read as ours
+    zk.set("/metron/maas/config", json.dumps(metron).encode())
+    ensure_config(zk, overrides={"store_uri": "file:///new"})
+    assert cluster_configured(zk)  # the split: config znode and its .ext
+    zk.delete("/metron/maas/config")
+    assert not cluster_configured(zk)  # an ext znode alone: the config znode Metron reads is missing
 
 
 def test_config_watch_reports_changes_of_either_znode(zk: KazooClient, zk_factory: Callable[..., KazooClient]) -> None:
