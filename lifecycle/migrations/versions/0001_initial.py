@@ -39,6 +39,27 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_audit_entries_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_entries_object_name'), ['object_name'], unique=False)
 
+    op.create_table('datasets',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('tags', sa.JSON(), nullable=False),
+    sa.Column('rows', sa.Integer(), nullable=False),
+    sa.Column('start', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('end', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('grid_step_s', sa.Float(), nullable=True),
+    sa.Column('time_column', sa.String(length=200), nullable=False),
+    sa.Column('time_format', sa.String(length=20), nullable=False),
+    sa.Column('source_format', sa.String(length=10), nullable=False),
+    sa.Column('source_name', sa.String(length=255), nullable=True),
+    sa.Column('source_sha256', sa.String(length=64), nullable=False),
+    sa.Column('source_bytes', sa.Integer(), nullable=False),
+    sa.Column('store_path', sa.String(length=300), nullable=False),
+    sa.Column('store_digest', sa.String(length=64), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('created_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets')),
+    sa.UniqueConstraint('name', name=op.f('uq_datasets_name'))
+    )
     op.create_table('roles',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=30), nullable=False),
@@ -98,6 +119,7 @@ def downgrade() -> None:
     op.drop_table('role_rights')
     op.drop_table('users')
     op.drop_table('roles')
+    op.drop_table('datasets')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entries_object_name'))
         batch_op.drop_index(batch_op.f('ix_audit_entries_at'))
