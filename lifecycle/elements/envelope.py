@@ -1,8 +1,10 @@
 """The ``envelope`` element: a multivariate envelope of normal operation over its input tags.
 
 Both methods reduce to one quadratic form on the scaled, centred point ``z = (x - center)/scale - μ``:
-``artifact = zᵀ A z``, and each tag's contribution is ``z_j (A z)_j`` (they sum to the artifact),
-which is what incidents report as the top deviating tags.
+``artifact = zᵀ A z``. Each tag's **contribution** is how much the artifact would drop if that tag
+alone took its most likely value given the others: ``(A z)_j² / A_jj``. Unlike the split
+``z_j (A z)_j`` it does not blame the tags that agree with each other when one tag breaks their
+correlation, so it is what incidents report as the top deviating tags (as shares of their sum).
 
 * ``elliptic``: ``μ`` and the covariance ``Σ`` are the minimum covariance determinant estimate
   (scikit-learn's :class:`~sklearn.covariance.MinCovDet`, the estimator behind ``EllipticEnvelope``),
@@ -56,8 +58,8 @@ class EnvelopeModel:
     def evaluate(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(contributions samples × tags, point artifact) for raw values samples × tags."""
         z = self.scaler.transform(values) - self.location
-        contributions = z * (z @ self.matrix)
-        return contributions, contributions.sum(axis=1)
+        az = z @ self.matrix
+        return az ** 2 / np.diag(self.matrix), np.einsum("ij,ij->i", z, az)
 
     def score(self, frame: pd.DataFrame) -> Scores:
         x = frame.loc[:, self.inputs].to_numpy(dtype=np.float64)

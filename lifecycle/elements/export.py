@@ -10,8 +10,9 @@ the same numbers as :mod:`.forecaster` / :mod:`.envelope` (up to float32 roundin
   computes the point artifact ``mean |scaled error| ** power``. Response keys: one per output tag
   (its prediction), ``artifact`` and ``contributions`` (per output tag, in the outputs' order).
 * **envelope** — one scalar argument per input tag; the graph scales and centres the point and
-  computes the quadratic form ``zᵀ A z`` (:mod:`.envelope`). No converter exists for a robust
-  Mahalanobis distance or the T²/Q statistic, so this graph is built with :mod:`onnx.helper`.
+  computes the quadratic form ``zᵀ A z`` and the tags' contributions (:mod:`.envelope`). No converter exists for a robust
+  Mahalanobis distance or the T²/Q statistic, so this graph is built with :mod:`onnx.helper`; it
+  computes in float64 (arguments and results are float32).
   Response keys: ``artifact`` and ``contributions`` (per input tag, in the inputs' order).
 
 The artifact served is the point artifact; smoothing over time happens where points arrive in
@@ -138,23 +139,29 @@ def forecaster_onnx(model: ForecasterModel) -> onnx.ModelProto:
 def envelope_onnx(model: EnvelopeModel) -> onnx.ModelProto:
     x_names = [f"x{i}" for i in range(len(model.inputs))]
     nodes: list[onnx.NodeProto] = []
-    _stack(x_names, 1, "point", nodes)  # N × inputs
+    _stack(x_names, 1, "point_f", nodes)  # N × inputs
     nodes += [
+        # in float64: the quadratic form subtracts nearly equal numbers, float32 would lose digits
+        helper.make_node("Cast", ["point_f"], ["point"], to=TensorProto.DOUBLE),
         helper.make_node("Sub", ["point", "x_center"], ["point_c"]),
         helper.make_node("Div", ["point_c", "x_scale"], ["point_s"]),
         helper.make_node("Sub", ["point_s", "location"], ["z"]),
         helper.make_node("MatMul", ["z", "matrix"], ["az"]),
-        helper.make_node("Mul", ["z", "az"], ["contributions"]),
-        helper.make_node("ReduceSum", ["contributions", "axis1"], ["artifact"], keepdims=0),
+        helper.make_node("Mul", ["z", "az"], ["zaz"]),
+        helper.make_node("ReduceSum", ["zaz", "axis1"], ["artifact_d"], keepdims=0),
+        helper.make_node("Mul", ["az", "az"], ["az2"]),
+        helper.make_node("Div", ["az2", "diagonal"], ["contributions_d"]),
+        helper.make_node("Cast", ["artifact_d"], ["artifact"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["contributions_d"], ["contributions"], to=TensorProto.FLOAT),
     ]
     graph = helper.make_graph(
         nodes, f"envelope_{model.method}",
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N"]) for name in x_names],
         [helper.make_tensor_value_info("artifact", TensorProto.FLOAT, ["N"]),
          helper.make_tensor_value_info("contributions", TensorProto.FLOAT, ["N", len(model.inputs)])],
-        initializer=[_const("axis1", [1], np.int64), _const("x_center", model.scaler.center),
-                     _const("x_scale", model.scaler.scale), _const("location", model.location),
-                     _const("matrix", model.matrix)])
+        initializer=[_const("axis1", [1], np.int64), _const("x_center", model.scaler.center, np.float64),
+                     _const("x_scale", model.scaler.scale, np.float64), _const("location", model.location, np.float64),
+                     _const("matrix", model.matrix, np.float64), _const("diagonal", np.diag(model.matrix), np.float64)])
     return _finish(graph)
 
 
@@ -193,7 +200,8 @@ def to_onnx(trained: TrainedElement) -> tuple[onnx.ModelProto, dict[str, Any], d
         outputs = [
             {"name": "artifact", "key": "artifact", "description": f"point artifact: {what}"},
             {"name": "contributions", "key": "contributions",
-             "description": "each input tag's share of the artifact, in the order " + ", ".join(map(repr, envelope.inputs))},
+             "description": "per input tag, in the order " + ", ".join(map(repr, envelope.inputs)) + ": how much the "
+                            "artifact would drop if that tag alone took its most likely value given the others"},
         ]
         mapping = dict(zip(in_args, envelope.inputs))
     else:

@@ -4,8 +4,9 @@ grid point — true is anomalous (artifact 1), false normal (0). It is pretraine
 indicator points it flags; its threshold is 0.5. A Stellar expression is not an ONNX graph, so a
 rule has no payload: inference evaluates it with :mod:`stellar_like` (``RuleModel.score``).
 
-A tag with no value at a point (NaN) is passed to the expression as null. A null result, or one
-that is not a boolean, is *inconclusive*: anomalous when ``inconclusive_positive``, else normal.
+A point is *inconclusive* when a tag the expression reads has no value there (NaN; it is passed to
+the expression as null), or when the result is not a boolean (null, an evaluation error): it is
+anomalous when ``inconclusive_positive``, else normal.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from lifecycle.elements import indicator
 from lifecycle.elements.errors import TrainingRefused
 from lifecycle.elements.loop import Callbacks, EpochReport
-from lifecycle.elements.params import RuleParams, compile_rule, parse_params
+from lifecycle.elements.params import RuleParams, compile_rule, expression_variables, parse_params
 from lifecycle.elements.trained import Scores, TrainedElement
 
 import stellar_like
@@ -41,7 +42,8 @@ class RuleModel:
             value = compiled.evaluate(variables)
         except stellar_like.StellarEvaluationError:
             value = None
-        if isinstance(value, bool):
+        read = expression_variables(self.expression)
+        if isinstance(value, bool) and not any(variables.get(name) is None for name in read):
             return 1.0 if value else 0.0
         return 1.0 if self.inconclusive_positive else 0.0
 

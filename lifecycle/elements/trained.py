@@ -27,7 +27,7 @@ class Scores:
     positions: np.ndarray  # int positions in the frame
     artifact: np.ndarray  # the point artifact (before smoothing)
     predictions: np.ndarray | None = None  # samples × output tags, in the outputs' units
-    contributions: np.ndarray | None = None  # samples × tags: each tag's share of the artifact (sums to it)
+    contributions: np.ndarray | None = None  # samples × tags: how much of the artifact each tag explains
 
 
 @dataclass
