@@ -354,6 +354,7 @@ class JobContext:
     worker: str
     sessions: sessionmaker[Session]
     _pool: "WorkerPool" = field(repr=False)
+    services: dict[str, Any] = field(default_factory=dict, repr=False)  # the store, settings … of the process
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _lost: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -384,6 +385,15 @@ class JobContext:
 
 Handler = Callable[[JobContext], "dict[str, Any] | None"]
 
+#: Handlers by job kind, filled by the modules that define them (``lifecycle.training`` registers
+#: ``train``): ``jobs.register_handler("train", fn)``. A pool made without handlers runs these.
+DEFAULT_HANDLERS: dict[str, Handler] = {}
+
+
+def register_handler(kind: str, fn: Handler) -> None:
+    """Make every pool built without its own handlers run ``fn`` for jobs of ``kind``."""
+    DEFAULT_HANDLERS[kind] = fn
+
 
 def _worker_name(index: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{index}:{uuid.uuid4().hex[:8]}"
@@ -400,14 +410,17 @@ class WorkerPool:
 
     def __init__(self, engine: Engine, handlers: dict[str, Handler] | None = None, n: int = 2,
                  clock: WallClock = SYSTEM_WALL_CLOCK, *, cap: int | None = None, lease_s: float = 30.0,
-                 poll_s: float = 1.0, reap_every_s: float | None = None, backoff: Backoff = Backoff(0.2, 2.0, 10.0)) -> None:
+                 poll_s: float = 1.0, reap_every_s: float | None = None, backoff: Backoff = Backoff(0.2, 2.0, 10.0),
+                 services: dict[str, Any] | None = None) -> None:
         if n < 0:
             raise ValueError("n must be >= 0")
         if cap is not None and cap < 1:
             raise ValueError("cap must be >= 1")
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
-        self.handlers: dict[str, Handler] = dict(handlers or {})
+        # without handlers of its own, the pool runs the registered ones (also those registered later)
+        self.handlers: dict[str, Handler] = dict(handlers) if handlers is not None else DEFAULT_HANDLERS
+        self.services: dict[str, Any] = dict(services or {})
         self.n = n
         self.clock = clock
         self.cap = cap
@@ -423,6 +436,9 @@ class WorkerPool:
         self.failures = 0  # loop iterations that failed (database down…), for metrics and tests
 
     def register_handler(self, kind: str, fn: Handler) -> None:
+        """Run ``fn(ctx)`` for jobs of ``kind`` in this pool."""
+        if self.handlers is DEFAULT_HANDLERS:
+            self.handlers = dict(DEFAULT_HANDLERS)
         self.handlers[kind] = fn
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -466,7 +482,7 @@ class WorkerPool:
             if job is None:
                 return None
             ctx = JobContext(job.id, job.kind, job.model, dict(job.params or {}), job.attempts, job.created_by,
-                             worker, self.sessions, self)
+                             worker, self.sessions, self, self.services)
             if job.cancel_requested:
                 ctx._cancel.set()
         self._run(ctx)

@@ -60,6 +60,32 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets')),
     sa.UniqueConstraint('name', name=op.f('uq_datasets_name'))
     )
+    op.create_table('jobs',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('kind', sa.String(length=50), nullable=False),
+    sa.Column('model', sa.String(length=100), nullable=True),
+    sa.Column('serial_key', sa.String(length=100), nullable=True),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('state', sa.String(length=20), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('created_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('started_at', lifecycle.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('ended_at', lifecycle.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('max_attempts', sa.Integer(), nullable=False),
+    sa.Column('worker', sa.String(length=200), nullable=True),
+    sa.Column('lease_expires', lifecycle.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('cancel_requested', sa.Boolean(), nullable=False),
+    sa.Column('progress', sa.JSON(), nullable=True),
+    sa.Column('result', sa.JSON(), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_jobs'))
+    )
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_jobs_model'), ['model'], unique=False)
+        batch_op.create_index(batch_op.f('ix_jobs_state'), ['state'], unique=False)
+        batch_op.create_index('uq_jobs_running_serial_key', ['serial_key'], unique=True, sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
+
     op.create_table('roles',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=30), nullable=False),
@@ -119,6 +145,12 @@ def downgrade() -> None:
     op.drop_table('role_rights')
     op.drop_table('users')
     op.drop_table('roles')
+    with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_index('uq_jobs_running_serial_key', sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
+        batch_op.drop_index(batch_op.f('ix_jobs_state'))
+        batch_op.drop_index(batch_op.f('ix_jobs_model'))
+
+    op.drop_table('jobs')
     op.drop_table('datasets')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entries_object_name'))
