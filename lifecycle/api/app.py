@@ -23,6 +23,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable
 
+from argon2 import PasswordHasher
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 #: Modules defining ``router``, included in this order.
 ROUTERS: list[str] = [
     "lifecycle.api.admin",
+    "lifecycle.api.models",
+    "lifecycle.api.markups",
+    "lifecycle.api.datasets",
+    "lifecycle.api.jobs",
     "lifecycle.api.audit",
 ]
 
@@ -179,7 +184,8 @@ def install_metrics(app: FastAPI) -> None:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def build_state(settings: LifecycleSettings, *, upgrade: bool = True) -> tuple[ServiceState, auth.IssuedToken | None]:
+def build_state(settings: LifecycleSettings, *, upgrade: bool = True,
+                hasher: PasswordHasher | None = None) -> tuple[ServiceState, auth.IssuedToken | None]:
     """Engine, session factory and verifier; the schema upgraded and the administrator bootstrapped."""
     settings.ensure_dirs()
     engine = make_engine(settings.db)
@@ -187,7 +193,7 @@ def build_state(settings: LifecycleSettings, *, upgrade: bool = True) -> tuple[S
         from lifecycle.migrations import upgrade_engine
         upgrade_engine(engine)
     sessions = sessionmaker(engine, expire_on_commit=True)
-    verifier = auth.TokenVerifier(settings.token_cache_seconds)
+    verifier = auth.TokenVerifier(settings.token_cache_seconds, hasher=hasher)
     admin_token = settings.admin_token.get_secret_value() if settings.admin_token else None
     with sessions.begin() as session:
         issued = auth.bootstrap(session, verifier, admin_token)
@@ -198,8 +204,9 @@ def build_state(settings: LifecycleSettings, *, upgrade: bool = True) -> tuple[S
     return ServiceState(settings, engine, sessions, verifier), generated
 
 
-def create_app(settings: LifecycleSettings, *, upgrade: bool = True) -> FastAPI:
-    state, generated = build_state(settings, upgrade=upgrade)
+def create_app(settings: LifecycleSettings, *, upgrade: bool = True, hasher: PasswordHasher | None = None) -> FastAPI:
+    """The application; ``hasher`` replaces argon2's default cost (tests use a cheap one)."""
+    state, generated = build_state(settings, upgrade=upgrade, hasher=hasher)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

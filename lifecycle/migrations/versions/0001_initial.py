@@ -86,6 +86,43 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_jobs_state'), ['state'], unique=False)
         batch_op.create_index('uq_jobs_running_serial_key', ['serial_key'], unique=True, sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
 
+    op.create_table('markups',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('description', sa.String(length=2000), nullable=False),
+    sa.Column('spec', sa.JSON(), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('created_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_markups')),
+    sa.UniqueConstraint('name', name=op.f('uq_markups_name'))
+    )
+    op.create_table('models',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('asset', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.String(length=2000), nullable=False),
+    sa.Column('origin', sa.String(length=20), nullable=False),
+    sa.Column('origin_source', sa.String(length=200), nullable=True),
+    sa.Column('status', sa.String(length=30), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('inference_markups', sa.JSON(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=True),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('created_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('prepared_by', sa.String(length=100), nullable=True),
+    sa.Column('prepared_at', lifecycle.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('published_by', sa.String(length=100), nullable=True),
+    sa.Column('published_at', lifecycle.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_models')),
+    sa.UniqueConstraint('name', name=op.f('uq_models_name'))
+    )
+    with op.batch_alter_table('models', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_models_asset'), ['asset'], unique=False)
+        batch_op.create_index(batch_op.f('ix_models_status'), ['status'], unique=False)
+
     op.create_table('roles',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=30), nullable=False),
@@ -102,6 +139,38 @@ def upgrade() -> None:
     sa.Column('created_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('name', name=op.f('uq_users_name'))
+    )
+    op.create_table('elements',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('inputs', sa.JSON(), nullable=False),
+    sa.Column('outputs', sa.JSON(), nullable=False),
+    sa.Column('window', sa.Integer(), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('training', sa.JSON(), nullable=False),
+    sa.Column('detection', sa.JSON(), nullable=False),
+    sa.Column('training_status', sa.String(length=20), nullable=False),
+    sa.Column('artifact', sa.JSON(), nullable=True),
+    sa.Column('trained_at', lifecycle.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['model_id'], ['models.id'], name=op.f('fk_elements_model_id_models'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_elements')),
+    sa.UniqueConstraint('model_id', 'name', name=op.f('uq_elements_model_id'))
+    )
+    with op.batch_alter_table('elements', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_elements_model_id'), ['model_id'], unique=False)
+
+    op.create_table('frozen_markups',
+    sa.Column('model_id', sa.Integer(), nullable=False),
+    sa.Column('markup_id', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['markup_id'], ['markups.id'], name=op.f('fk_frozen_markups_markup_id_markups'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['model_id'], ['models.id'], name=op.f('fk_frozen_markups_model_id_models'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('model_id', 'markup_id', name=op.f('pk_frozen_markups'))
     )
     op.create_table('role_rights',
     sa.Column('role_id', sa.Integer(), nullable=False),
@@ -143,8 +212,19 @@ def downgrade() -> None:
 
     op.drop_table('tokens')
     op.drop_table('role_rights')
+    op.drop_table('frozen_markups')
+    with op.batch_alter_table('elements', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_elements_model_id'))
+
+    op.drop_table('elements')
     op.drop_table('users')
     op.drop_table('roles')
+    with op.batch_alter_table('models', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_models_status'))
+        batch_op.drop_index(batch_op.f('ix_models_asset'))
+
+    op.drop_table('models')
+    op.drop_table('markups')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('uq_jobs_running_serial_key', sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
         batch_op.drop_index(batch_op.f('ix_jobs_state'))
