@@ -145,3 +145,24 @@ def test_cancel_needs_the_right_of_the_jobs_kind(client: TestClient) -> None:
     inferrer = user_with(client, "inferrer", ["models.infer"])
     assert client.post(f"/api/v1/jobs/{job_id}/cancel", headers=inferrer).json()["state"] == "cancelled"
     assert {e["actor"] for e in audit(client, action="jobs.cancel", outcome="refused")} == {"trainer"}
+
+
+def test_mask_route_evaluates_a_stored_markup(client: TestClient) -> None:
+    assert upload(client, "pump7", "comma_iso.csv", grid_step_s="10").status_code == 201
+    made = client.post("/api/v1/markups", json={
+        "name": "running", "description": "current flows",
+        "condition": "Motor_current > 0.5", "inconclusive_positive": True,
+        "intervals": [{"from": "2024-03-01T00:00:10Z", "to": "2024-03-01T00:00:45Z"}]})
+    assert made.status_code == 201, made.text
+    answer = client.get("/api/v1/markups/running/mask", params={"dataset": "pump7"})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    # in [10 s, 45 s): 10 (NaN → inconclusive, positive), 20 (0.7), 30 (0.9), 40 (NaN → positive)
+    assert (body["markup"], body["dataset"], body["points"], body["inconclusive_points"]) == ("running", "pump7", 4, 2)
+    assert body["intervals"] == [{"from": "2024-03-01T00:00:10Z", "to": "2024-03-01T00:00:50Z"}]
+    part = client.get("/api/v1/markups/running/mask",
+                      params={"dataset": "pump7", "from": "2024-03-01T00:00:25Z", "to": "2024-03-01T00:00:35Z"})
+    assert part.json()["grid_points"] == 1 and part.json()["points"] == 1
+    assert client.get("/api/v1/markups/running/mask", params={"dataset": "nope"}).status_code == 404
+    assert client.get("/api/v1/markups/nope/mask", params={"dataset": "pump7"}).status_code == 404
+    assert client.get("/api/v1/markups/running/mask").status_code == 422
