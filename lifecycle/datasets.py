@@ -63,6 +63,7 @@ from typing import Any, BinaryIO, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import JSON, Float, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -283,9 +284,15 @@ def _parse_tag(raw: pd.Series, tag: str, row0: int, csv_lines: bool, decimal_com
         missing = (text.isna() | text.str.lower().isin(MISSING)).to_numpy(dtype=bool)
         if decimal_comma:
             text = text.str.replace(",", ".", regex=False)
-        nums = pd.to_numeric(text.where(~missing), errors="coerce")
-        values = nums.to_numpy(dtype="float64", na_value=np.nan)
-        bad = (np.isnan(values) & ~missing) | np.isinf(values)
+        try:  # Arrow's C parser first; pandas finds the bad cell when it refuses one
+            parsed = pc.cast(pa.array(text.where(~missing).to_numpy(dtype=object, na_value=None), type=pa.string()),
+                             pa.float64())
+            values = parsed.to_numpy(zero_copy_only=False)
+            bad = np.isinf(values)
+        except pa.ArrowInvalid:
+            nums = pd.to_numeric(text.where(~missing), errors="coerce")
+            values = nums.to_numpy(dtype="float64", na_value=np.nan)
+            bad = (np.isnan(values) & ~missing) | np.isinf(values)
         shown = raw
     if bad.any():
         i = int(np.argmax(bad))
