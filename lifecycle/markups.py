@@ -72,7 +72,8 @@ def check_name(name: str, what: str = "markup", field: str = "name") -> str:
 
 
 def validate_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """The spec as the evaluator normalizes it; InvalidInput naming the field (and a condition's position)."""
+    """The spec (name and description left out) as the evaluator normalizes it; InvalidInput naming
+    the field (and a condition's position)."""
     from lifecycle.markup_eval import MarkupSpec
 
     try:
@@ -84,7 +85,7 @@ def validate_spec(spec: dict[str, Any]) -> dict[str, Any]:
         message = getattr(inner, "message", None) or err.get("msg", "invalid value")
         field = getattr(inner, "field", None) or loc
         raise InvalidInput(f"{field}: {message}", field=field) from None
-    return parsed.model_dump(mode="json", by_alias=True)
+    return parsed.model_dump(mode="json", by_alias=True, exclude={"name", "description"})
 
 
 def get(session: Session, name: str) -> Markup:

@@ -168,16 +168,24 @@ def definition(session: Session, m: Model) -> dict[str, Any]:
     for name in markups_used(m):
         row = session.scalar(select(Markup).where(Markup.name == name))
         specs[name] = row.spec if row is not None else None
+    return definition_from([element_definition(e) for e in m.elements], m.inference_markups, specs)
+
+
+def element_definition(e: Element) -> dict[str, Any]:
+    return {"name": e.name, "kind": e.kind, "inputs": e.inputs, "outputs": e.outputs, "window": e.window,
+            "params": e.params, "training": e.training, "detection": e.detection,
+            "artifact_sha256": (e.artifact or {}).get("sha256")}
+
+
+def definition_from(elements: list[dict[str, Any]], inference_markups: list[str],
+                    markup_specs: dict[str, Any]) -> dict[str, Any]:
+    """The digested definition from its parts (also used on an archive's manifest)."""
+    keys = ("name", "kind", "inputs", "outputs", "window", "params", "training", "detection", "artifact_sha256")
     return {
         "format": DEFINITION_FORMAT,
-        "inference_markups": sorted(m.inference_markups),
-        "markups": specs,
-        "elements": [
-            {"name": e.name, "kind": e.kind, "inputs": e.inputs, "outputs": e.outputs, "window": e.window,
-             "params": e.params, "training": e.training, "detection": e.detection,
-             "artifact_sha256": (e.artifact or {}).get("sha256")}
-            for e in sorted(m.elements, key=lambda e: e.name)
-        ],
+        "inference_markups": sorted(inference_markups),
+        "markups": dict(sorted(markup_specs.items())),
+        "elements": [{k: e.get(k) for k in keys} for e in sorted(elements, key=lambda e: e["name"])],
     }
 
 

@@ -132,7 +132,7 @@ def install_error_handlers(app: FastAPI) -> None:
             status = 400
         else:
             field = _field_of(loc)
-            msg = str(first.get("msg", "invalid value"))
+            msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
             if first.get("type") == "extra_forbidden":
                 msg = "unknown field"
             body = {"error": f"{field}: {msg}", "field": field}

@@ -24,14 +24,14 @@ How a router uses it::
   ``name=`` is the action, the path parameters the object. A route that knows more (the object's
   status before a refused call, an object named in the body) calls :func:`audit_context` first.
 * :func:`get_state` / :data:`StateDep` — the :class:`ServiceState` of the process (settings, the
-  session factory, the token verifier, the model store).
+  session factory, the token verifier); :func:`store_of` its model store.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
@@ -41,6 +41,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from lifecycle.auth import Principal, TokenVerifier
 from lifecycle.errors import Conflict, Forbidden, Unauthenticated, Unavailable
 from lifecycle.settings import LifecycleSettings
+
+if TYPE_CHECKING:
+    from maas.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,21 @@ def get_state(request: Request) -> ServiceState:
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def store_of(state: ServiceState) -> "ModelStore":
+    """The process's model store (``--store-uri``), opened on first use and shared (``extras["store"]``)."""
+    from maas.errors import MaasError
+    from maas.store import open_store
+
+    store = state.extras.get("store")
+    if store is None:
+        try:
+            store = open_store(state.settings.store_uri)
+        except MaasError as exc:
+            raise Unavailable(f"model store {state.settings.store_uri}: {exc}") from exc
+        store = state.extras.setdefault("store", store)
+    return store  # type: ignore[no-any-return]
 
 
 def translate_db_error(exc: DBAPIError) -> Exception:

@@ -1,34 +1,30 @@
 """Routes of markup records (DESIGN.md §12): ``POST /api/v1/markups``, ``GET/PUT/DELETE
 /api/v1/markups/{name}``; storage and freeze guards in :mod:`lifecycle.markups`, the spec's
-validation by :class:`lifecycle.markup_eval.MarkupSpec` (every field other than ``name`` and
-``description`` belongs to the spec and is checked there, unknown ones refused)."""
+validation by :class:`lifecycle.markup_eval.MarkupSpec` (the body; unknown fields refused, a
+condition that does not parse named with its position)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle import markups as svc
 from lifecycle.api.deps import PrincipalDep, SessionDep, require
 from lifecycle.api.models import caller
 from lifecycle.auth import Principal
 from lifecycle.errors import InvalidInput
+from lifecycle.markup_eval import MarkupSpec
 
 router = APIRouter(prefix="/api/v1/markups", tags=["markups"])
 Editor = Annotated[Principal, Depends(require("markups.edit"))]
 
 
-class MarkupIn(BaseModel):
-    """``name`` and ``description``; the other fields are the spec (intervals, recurrent, condition, …)."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str | None = Field(None, min_length=1, max_length=100)
-    description: str = Field("", max_length=svc.MAX_DESCRIPTION)
+class MarkupIn(MarkupSpec):
+    """A markup as the API takes it: ``name``, ``description`` and the spec's fields."""
 
     def spec(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        return self.model_dump(mode="json", by_alias=True, exclude={"name", "description"})
 
 
 @router.get("", name="markups.list")

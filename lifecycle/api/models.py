@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.background import BackgroundTask
 
-from lifecycle import models as svc
-from lifecycle.api.deps import PrincipalDep, SessionDep, StateDep, require
+from lifecycle import archive, models as svc
+from lifecycle.api.deps import PrincipalDep, SessionDep, StateDep, require, store_of
 from lifecycle.auth import Principal
 from lifecycle.errors import InvalidInput
 from lifecycle.markups import Caller
@@ -226,3 +230,49 @@ def from_template(m: str, body: CopyIn, request: Request, session: SessionDep,
 def activate(m: str, request: Request, session: SessionDep,
              who: Annotated[Principal, Depends(require("models.upload"))]) -> dict[str, Any]:
     return svc.model_json(svc.activate(session, caller(request, who), m))
+
+
+class TrainIn(_Body):
+    elements: list[Name] | None = Field(None, max_length=1000, description="Default: every untrained trainable element")
+
+
+@router.post("/{m}/train", status_code=202, name="models.train")
+def train(m: str, request: Request, session: SessionDep,
+          who: Annotated[Principal, Depends(require("models.train"))],
+          body: TrainIn | None = None) -> dict[str, Any]:
+    """Queue a ``train`` job (run by the job workers, :mod:`lifecycle.training`) → 202 with the job."""
+    from lifecycle.training import queue_training
+
+    job = queue_training(session, caller(request, who), m, body.elements if body else None)
+    return job.to_json()
+
+
+@router.get("/{m}/export", name="models.export")
+def export(m: str, session: SessionDep, state: StateDep, _: PrincipalDep,
+           format: Annotated[str, Query(pattern=r"^(tar\.gz|zip)$")] = "tar.gz") -> FileResponse:
+    """The model's archive (manifest, checksums, trained payloads), to import elsewhere."""
+    tmp = tempfile.NamedTemporaryFile(prefix="model-", suffix="." + format, delete=False)
+    tmp.close()
+    path = Path(tmp.name)
+    try:
+        archive.export_model(session, store_of(state), m, path, format)  # type: ignore[arg-type]
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return FileResponse(path, filename=f"{m}.{format}", media_type="application/gzip" if format == "tar.gz"
+                        else "application/zip", background=BackgroundTask(path.unlink, missing_ok=True))
+
+
+@router.post("/import", status_code=201, name="models.import")
+def import_model(request: Request, session: SessionDep, state: StateDep,
+                 who: Annotated[Principal, Depends(require("models.upload"))],
+                 archive_file: Annotated[UploadFile, File(alias="archive", description="A model archive (.tar.gz or .zip)")],
+                 name: Annotated[str | None, Form(min_length=1, max_length=100)] = None,
+                 asset: Annotated[str | None, Form(max_length=svc.MAX_ASSET)] = None) -> dict[str, Any]:
+    """Import an archive made by ``GET …/export``: the model is ``NOT_ACTIVATED`` until activated."""
+    with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
+        path = Path(tmp) / "archive"
+        archive.save_upload(archive_file.file, path, state.settings.max_archive_bytes)
+        m = archive.import_archive(session, caller(request, who), store_of(state), path,
+                                   limit=state.settings.max_archive_bytes, name=name, asset=asset)
+        return svc.model_json(m)
