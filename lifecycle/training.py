@@ -223,10 +223,11 @@ class TrainingServices:
 
     @classmethod
     def of(cls, services: dict[str, Any]) -> "TrainingServices":
-        store = services.get("store")
+        datasets = services.get("datasets")
+        store = services.get("store") or getattr(datasets, "store", None)
         if store is None:
             raise Unavailable("the training worker has no model store (services['store'])")
-        datasets = services.get("datasets") or DatasetService(store=store)
+        datasets = datasets or DatasetService(store=store)
         return cls(store=store, datasets=datasets, clock=services.get("clock") or SYSTEM_CLOCK,
                    work_dir=services.get("work_dir"))
 
