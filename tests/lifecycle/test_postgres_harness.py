@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 import pwd
 
 import pytest
@@ -13,6 +12,7 @@ from lifecycle.db import make_engine
 from lifecycle.testing.postgres import LocalPostgres
 
 
+@pytest.mark.pg
 def test_server_runs_unprivileged_on_loopback(pg_server: LocalPostgres, pg_url: str) -> None:
     engine = make_engine(pg_url)
     with engine.connect() as conn:
@@ -24,6 +24,7 @@ def test_server_runs_unprivileged_on_loopback(pg_server: LocalPostgres, pg_url: 
         assert pwd.getpwuid(pg_server.data.stat().st_uid).pw_name == pg_server.run_as != "root"
 
 
+@pytest.mark.pg
 def test_each_test_gets_a_fresh_database(pg_url: str) -> None:
     engine = make_engine(pg_url)
     with engine.begin() as conn:
@@ -33,6 +34,7 @@ def test_each_test_gets_a_fresh_database(pg_url: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.pg
 def test_fresh_database_again(pg_url: str) -> None:
     test_each_test_gets_a_fresh_database(pg_url)
 
