@@ -28,7 +28,7 @@ Errors
 
 Storage
   The validated data is written as one Parquet file (``time`` as UTC timestamps, tags as float64)
-  with a ``dataset.json`` description, uploaded as a directory to ``/datasets/<name>`` in the model
+  with a ``dataset.json`` description, uploaded as a directory to ``/datasets/<name>/<digest>`` in the model
   store (``maas.store``: a sha256 manifest, committed by one rename, verified on every download).
   The ``datasets`` table records the description, the sha256 of the uploaded file and the store
   digest, which every read checks. Files are parsed in chunks of ``chunk_rows`` rows, so memory
@@ -546,12 +546,16 @@ class DatasetService:
                 source_format=parsed.fmt, source_name=(filename or None) and str(filename)[:255], sha256=digest,
                 created_by=actor, created_at=utcnow(),
             )
-            (payload / DESCRIPTION_FILE).write_text(json.dumps(info.to_json(), indent=1, sort_keys=True))
-            store_path = f"{STORE_ROOT}/{name}"
+            described = {k: v for k, v in info.to_json().items() if k not in ("created_at", "created_by")}
+            description = json.dumps(described, indent=1, sort_keys=True).encode()
+            (payload / DESCRIPTION_FILE).write_bytes(description)
+            # The path names the content (the description holds the file's sha256): two uploads
+            # racing for one name cannot overwrite each other's files (the loser's insert fails on
+            # the unique name, its copy stays unused), and the leftover of an upload whose
+            # transaction did not commit is reused when identical.
+            store_path = f"{STORE_ROOT}/{name}/{hashlib.sha256(description).hexdigest()[:16]}"
             try:
-                # No row names this path (checked above): anything there is left from an upload whose
-                # transaction did not commit, so it may be replaced.
-                result = self.store.upload(payload, store_path, force=True)
+                result = self.store.upload(payload, store_path)
             except MaasError as exc:
                 raise Unavailable(f"model store: {exc}") from exc
         finally:

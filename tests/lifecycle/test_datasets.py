@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lifecycle.datasets import DatasetRecord, DatasetService, grid_index, normalize_file, to_grid
@@ -208,14 +209,28 @@ def test_a_bad_file_stores_nothing(session: Session, service: DatasetService, tm
     with pytest.raises(InvalidInput, match="row 3"):
         service.upload(session, name="bad", source=io.BytesIO((DATA / "duplicate.csv").read_bytes()), actor="a")
     assert service.list(session) == []
-    assert not service.store.exists("/datasets/bad")
+    assert not (Path(service.store.root) / "datasets").exists()  # type: ignore[attr-defined]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith("maas-dataset-")] == []
 
 
 def test_a_changed_store_copy_is_detected(session: Session, service: DatasetService) -> None:
     service.upload(session, name="d1", source=DATA / "comma_iso.csv", actor="alice")
     session.commit()
-    data = Path(service.store.root) / "datasets" / "d1" / "data.parquet"  # type: ignore[attr-defined]
+    [stored] = session.scalars(select(DatasetRecord.store_path))
+    assert stored.startswith("/datasets/d1/")
+    data = Path(service.store.root) / stored.lstrip("/") / "data.parquet"  # type: ignore[attr-defined]
     data.write_bytes(data.read_bytes()[:-8] + b"garbage!")
     with pytest.raises(Unavailable, match="checksum mismatch"):
         service.read(session, "d1")
+
+
+def test_a_leftover_of_an_uncommitted_upload_is_reused(session: Session, service: DatasetService) -> None:
+    service.upload(session, name="d1", source=DATA / "comma_iso.csv", actor="alice", grid_step_s=10)
+    session.rollback()  # the store has the copy, the database does not
+    again = service.upload(session, name="d1", source=DATA / "comma_iso.csv", actor="bob", grid_step_s=10)
+    session.commit()
+    assert again.created_by == "bob" and service.read(session, "d1")["Pressure"].tolist() == PRESSURE
+    other = service.upload(session, name="d2", source=DATA / "comma_iso.csv", actor="bob", grid_step_s=5)
+    session.commit()
+    paths = set(session.scalars(select(DatasetRecord.store_path)))
+    assert len(paths) == 2 and other.grid_step_s == 5
