@@ -166,3 +166,29 @@ def test_mask_route_evaluates_a_stored_markup(client: TestClient) -> None:
     assert client.get("/api/v1/markups/running/mask", params={"dataset": "nope"}).status_code == 404
     assert client.get("/api/v1/markups/nope/mask", params={"dataset": "pump7"}).status_code == 404
     assert client.get("/api/v1/markups/running/mask").status_code == 422
+
+
+def test_the_service_runs_registered_handlers_with_its_services(db_url: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def echo(ctx: jobs.JobContext) -> dict[str, Any]:
+        seen.update(ctx.services)
+        ctx.report_progress({"half": True})
+        return {"echo": ctx.params["say"]}
+
+    monkeypatch.setitem(jobs.DEFAULT_HANDLERS, "echo", echo)
+    app = create_app(LifecycleSettings(data_dir=tmp_path / "data", db=db_url, workers=1, admin_token=ADMIN))
+    with TestClient(app, headers={"Authorization": f"Bearer {ADMIN}"}) as c:
+        state = app.state.lifecycle
+        assert state.extras["workers"].n == 1
+        with Session(state.engine) as s:
+            job_id = jobs.enqueue(s, "echo", "m1", {"say": "hello"}, "admin").id
+            s.commit()
+        from maas.retry import wait_until
+
+        done = wait_until(lambda: (j := c.get(f"/api/v1/jobs/{job_id}").json())["state"] == "done" and j,
+                          timeout=30, what="the echo job")
+        assert done["result"] == {"echo": "hello"} and done["progress"] == {"half": True}
+        assert seen["datasets"] is dataset_service(state) and seen["store"] is state.extras["store"]
+    assert "workers" not in state.extras  # stopped with the app
