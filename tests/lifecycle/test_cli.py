@@ -1,0 +1,199 @@
+"""``maas_model`` and ``maas_lifecycle`` against a real ``maas_lifecycle serve`` process, on SQLite
+and PostgreSQL: the commands of docs/lifecycle.md, their tables and --json output, and the exit
+codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+from lifecycle.cli.client import run
+
+pytestmark = pytest.mark.e2e
+TOKEN = "cli-admin-token-0123456789"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Service:
+    def __init__(self, db_url: str, data_dir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / "serve.log"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.db_url, self.data_dir = db_url, data_dir
+        self._log = open(self.log, "wb")
+        self.proc = subprocess.Popen(
+            [str(BIN / "maas_lifecycle"), "serve", "--db", db_url, "--port", str(self.port), "--workers", "0",
+             "--data-dir", str(data_dir)], stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(self.url + "/metrics", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("maas_lifecycle serve did not start:\n" + self.log.read_text())
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
+    env = {**os.environ, "MAAS_LIFECYCLE_ADMIN_TOKEN": TOKEN}
+    s = Service(db_url, tmp_path / "data", env)
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def cli(service: Service, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Runs ``maas_model`` in-process against the service: returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv("MAAS_LIFECYCLE_URL", service.url)
+    monkeypatch.setenv("MAAS_TOKEN", TOKEN)
+
+    def call(*args: str, token: str | None = None) -> tuple[int, str, str]:
+        if token is not None:
+            monkeypatch.setenv("MAAS_TOKEN", token)
+        try:
+            code = run(list(args))
+        finally:
+            monkeypatch.setenv("MAAS_TOKEN", TOKEN)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
+
+
+def test_a_model_from_creation_to_publication(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("role", "create", "engineer", "--right", "models.create", "--right", "models.edit",
+               "--right", "models.prepare", "--right", "markups.edit")[0] == 0
+    assert cli("role", "create", "approver", "--right", "models.publish")[0] == 0
+    code, out, _ = cli("--json", "user", "create", "eve", "--role", "engineer")
+    assert code == 0
+    eve = json.loads(out)["token"]
+    code, out, _ = cli("user", "create", "pat", "--role", "approver")
+    pat = out.strip().splitlines()[-1]
+    assert code == 0 and pat.startswith("mlt_")
+
+    assert cli("markup", "create", "night", "--recurrent", "mon,tue 22:00-06:00", "--condition", "Current > 0.5",
+               token=eve)[0] == 0
+    code, out, _ = cli("markup", "list")
+    assert code == 0 and "night" in out and "Current > 0.5" in out
+    assert cli("create", "pump7", "--asset", "plant1/pump7", "--inference-markup", "night", token=eve)[0] == 0
+    code, out, err = cli("element", "add", "pump7", "overpressure", "--kind", "rule", "--input", "Pressure",
+                         "--expression", "Pressure > 10", token=eve)
+    assert code == 0, err
+    assert "added rule overpressure to pump7 (trained)" in out
+
+    code, out, _ = cli("list")
+    assert code == 0
+    header, row = out.splitlines()[:2]
+    assert header.split()[:3] == ["NAME", "STATUS", "ASSET"] and row.split()[:3] == ["pump7", "TRAINED", "plant1/pump7"]
+    code, out, _ = cli("show", "pump7")
+    assert "overpressure" in out and "TRAINED" in out
+
+    # eve may prepare but not publish; four-eyes is off, the right decides
+    code, out, err = cli("publish", "pump7")
+    assert code == 5 and "only a READY_FOR_PUBLICATION model" in err
+    assert cli("prepare", "pump7", token=eve)[0] == 0
+    code, out, err = cli("publish", "pump7", token=eve)
+    assert code == 3 and "models.publish" in err
+    code, out, _ = cli("--json", "publish", "pump7", token=pat)
+    assert code == 0 and json.loads(out)["status"] == "PUBLISHED"
+
+    code, out, err = cli("element", "change", "pump7", "overpressure", "--expression", "Pressure > 11", token=eve)
+    assert code == 5 and "frozen" in err
+    code, out, err = cli("markup", "edit", "night", "--condition", "Current > 0.7", token=eve)
+    assert code == 5 and "frozen model 'pump7'" in err
+
+    # a new iteration is a clone
+    code, out, _ = cli("--json", "clone", "pump7", "pump7-v2", token=eve)
+    assert code == 0 and json.loads(out)["status"] == "TRAINED"
+
+    # export → import → activate: the same sha256
+    archive = tmp_path / "pump7.tar.gz"
+    assert cli("export", "pump7", "-o", str(archive))[0] == 0 and archive.stat().st_size > 0
+    code, out, _ = cli("--json", "import", str(archive), "--name", "pump7-copy")
+    assert code == 0 and json.loads(out)["status"] == "NOT_ACTIVATED"
+    assert cli("activate", "pump7-copy")[0] == 0
+    code, out, _ = cli("--json", "prepare", "pump7-copy")
+    code2, out2, _ = cli("--json", "show", "pump7")
+    assert json.loads(out)["sha256"] == json.loads(out2)["sha256"]
+
+    # the audit trail says who published what, and what was refused
+    code, out, _ = cli("--json", "audit", "--action", "models.publish")
+    entries = json.loads(out)["entries"]
+    assert [(e["actor"], e["outcome"]) for e in entries] == [("admin", "refused"), ("eve", "refused"), ("pat", "ok")]
+    code, out, _ = cli("audit", "--object", "pump7", "--action", "models.publish", "--outcome", "ok")
+    assert code == 0 and re.search(r"pat\s+models\.publish\s+pump7\s+READY_FOR_PUBLICATION\s+PUBLISHED\s+ok", out)
+
+
+def test_exit_codes(cli, service: Service) -> None:  # type: ignore[no-untyped-def]
+    code, _out, err = cli("show", "ghost")
+    assert code == 4 and "no model 'ghost'" in err
+    code, _out, err = cli("create", "x" * 101)
+    assert code == 2 and "[name]" in err
+    code, _out, err = cli("create", "m", token="mlt_0123456789abcdef_" + "y" * 30)
+    assert code == 3 and "unknown token" in err
+    code, _out, err = cli("--url", f"http://127.0.0.1:{free_port()}", "list")
+    assert code == 6 and "cannot be reached" in err
+    code, _out, err = cli("element", "add", "m", "e")
+    assert code == 2 and "--kind" in err
+    # the installed console script exits the same way
+    env = {**os.environ, "MAAS_LIFECYCLE_URL": service.url}
+    env.pop("MAAS_TOKEN", None)
+    done = subprocess.run([str(BIN / "maas_model"), "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 3 and "no token" in done.stderr
+
+
+def test_bootstrap_token_is_printed_once_and_admin_create_token(db_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MAAS_LIFECYCLE_ADMIN_TOKEN"}
+    first = Service(db_url, tmp_path / "data", env)
+    try:
+        printed = re.search(r"^\s+(mlt_\S+)$", first.log.read_text(), re.M)
+        assert printed, first.log.read_text()
+        token = printed.group(1)
+        r = httpx.get(first.url + "/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})
+        assert r.json()["name"] == "admin"
+        made = subprocess.run([str(BIN / "maas_lifecycle"), "admin", "create-token", "admin", "--db", db_url,
+                               "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert made.returncode == 0, made.stderr
+        other = made.stdout.strip()
+        r = httpx.get(first.url + "/api/v1/whoami", headers={"Authorization": f"Bearer {other}"})
+        assert r.status_code == 200 and r.json()["name"] == "admin"
+        missing = subprocess.run([str(BIN / "maas_lifecycle"), "admin", "create-token", "ghost", "--db", db_url],
+                                 capture_output=True, text=True, env=env, timeout=120)
+        assert missing.returncode == 4 and "no user 'ghost'" in missing.stderr
+    finally:
+        first.stop()
+    second = Service(db_url, tmp_path / "data", env)  # not empty any more: nothing printed
+    try:
+        assert "mlt_" not in second.log.read_text()
+    finally:
+        second.stop()
