@@ -136,7 +136,7 @@ def train_envelope(frame: pd.DataFrame, mask: pd.Series | np.ndarray | None, inp
                           components=k)
     reference = val_at if len(val_at) else train_at
     _, artifact = model.evaluate(x_raw[reference])
-    smoothed = smooth_runs(artifact, reference, p.smoothing_halflife)
+    smoothed = smooth_runs(artifact, reference, p.smoothing_halflife, p.despike)
     derived = threshold is None
     value = derive_threshold(smoothed, p.threshold_quantile, p.threshold_margin) if derived else float(threshold)
     return TrainedElement(

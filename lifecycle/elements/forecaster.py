@@ -160,7 +160,7 @@ def train_forecaster(frame: pd.DataFrame, mask: pd.Series | np.ndarray | None, i
 
     reference = val_ends if len(val_ends) else train_ends
     _, _, artifact = model.evaluate(indicator.windows(x_raw, reference, window, p.horizon), y_raw[reference])
-    smoothed = smooth_runs(artifact, reference, p.smoothing_halflife)
+    smoothed = smooth_runs(artifact, reference, p.smoothing_halflife, p.despike)
     derived = threshold is None
     value = derive_threshold(smoothed, p.threshold_quantile, p.threshold_margin) if derived else float(threshold)
     return TrainedElement(

@@ -50,6 +50,10 @@ class ArtifactParams(_Params):
         5.0, ge=0.0, le=10_000.0,
         description="Exponential smoothing of the artifact over consecutive grid points, as a half-life in grid "
                     "points (the weight of a point halves after this many points); 0 turns smoothing off")
+    despike: int = Field(
+        5, ge=1, le=101,
+        description="Before smoothing, the median of the last this many point artifacts, so a glitch of one or "
+                    "two grid points does not raise an alarm (nor the derived threshold); 1 turns it off")
     scaling: Literal["robust", "standard"] = Field(
         "robust",
         description="Input scaling learnt from the training points: 'robust' centres on the median and divides "

@@ -3,7 +3,7 @@
 * ``model.onnx`` and ``signature.json`` (:mod:`.export`);
 * ``serve.sh``, the one-line script that starts ``model_server`` (the only ``*.sh``);
 * ``element.json``: what a caller needs besides the model — the element's kind, tags, window,
-  horizon, argument names, scaling statistics, smoothing half-life, threshold and the training
+  horizon, argument names, scaling statistics, despiking and smoothing, threshold and the training
   summary (without the per-epoch losses, which stay with the element). No secrets.
 """
 
@@ -46,6 +46,7 @@ def element_metadata(trained: TrainedElement, arguments: dict[str, str], extra: 
         "arguments": arguments,
         "params": trained.params,
         "smoothing_halflife": trained.params.get("smoothing_halflife", 0.0),
+        "despike": trained.params.get("despike", 1),
         "threshold": trained.threshold,
         "scaling": scaling,
         "training": summary,

@@ -3,7 +3,7 @@
 This is what a caller of a deployed element does, without the HTTP hop: read ``element.json``
 for the tags, window and horizon, build each grid point's arguments the way the signature
 describes them (a forecaster's windows never straddle a gap or a missing value), run
-``model.onnx`` in batches, then smooth the point artifact over consecutive grid points
+``model.onnx`` in batches, then despike and smooth the point artifact over consecutive grid points
 (:mod:`.artifact`) and compare it with the threshold. Historical evaluation and the benchmark use
 it, so what they measure is the exported model, not the training code's copy of it.
 """
@@ -59,6 +59,7 @@ class PayloadScorer:
         self.horizon: int = int(self.metadata.get("horizon") or 0)
         self.threshold: float = float(self.metadata["threshold"])
         self.halflife: float = float(self.metadata.get("smoothing_halflife") or 0.0)
+        self.despike: int = int(self.metadata.get("despike") or 1)
 
     def score(self, frame: pd.DataFrame) -> Scores:
         x = frame.loc[:, self.inputs].to_numpy(dtype=np.float64)
@@ -97,6 +98,6 @@ class PayloadScorer:
     def detect(self, frame: pd.DataFrame, threshold: float | None = None) -> Detection:
         """Smoothed artifacts and anomalies over ``frame`` (the stored threshold unless one is given)."""
         scores = self.score(frame)
-        smoothed = smooth_runs(scores.artifact, scores.positions, self.halflife)
+        smoothed = smooth_runs(scores.artifact, scores.positions, self.halflife, self.despike)
         limit = self.threshold if threshold is None else threshold
         return Detection(frame.index[scores.positions], scores.artifact, smoothed, smoothed > limit, limit)

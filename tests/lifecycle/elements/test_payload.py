@@ -131,3 +131,24 @@ def test_payload_holds_one_script_the_model_signature_and_metadata(forecaster: T
 def test_argument_names_are_valid_and_unique() -> None:
     assert argument_names(["Flow", "flow rate", "flow_rate", "7th bearing", "a-b.c"]) == [
         "Flow", "flow_rate", "flow_rate_2", "_7th_bearing", "a-b.c"]
+
+
+def test_payload_scorer_gives_the_training_code_numbers_in_process(forecaster: TrainedElement,
+                                                                  envelope: TrainedElement, tmp_path: Path) -> None:
+    from lifecycle.elements.artifact import smooth_runs
+    from lifecycle.elements.runner import PayloadScorer
+
+    frame = telemetry(300, 5)
+    frame.iloc[100, 0] = np.nan  # a gap: windows around it are not scored
+    for i, trained in enumerate((forecaster, envelope)):
+        scorer = PayloadScorer(write_payload(trained, tmp_path / f"p{i}"))
+        served, local = scorer.score(frame), trained.model.score(frame)
+        assert served.positions.tolist() == local.positions.tolist()
+        assert 100 not in served.positions.tolist()
+        np.testing.assert_allclose(served.artifact, local.artifact, rtol=1e-3, atol=1e-5)
+        detection = scorer.detect(frame)
+        expected = smooth_runs(local.artifact, local.positions, trained.params["smoothing_halflife"],
+                               trained.params["despike"])
+        np.testing.assert_allclose(detection.smoothed, expected, rtol=1e-3, atol=1e-5)
+        assert detection.threshold == trained.threshold
+        assert (detection.anomalous == (detection.smoothed > trained.threshold)).all()

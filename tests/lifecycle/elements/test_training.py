@@ -106,12 +106,12 @@ def test_epochs_are_reported_with_losses() -> None:
 def test_envelope_flags_injected_outliers_and_not_normal_points(method: str) -> None:
     train = correlated(2000, seed=4)
     trained = train_envelope(train, None, ["flow", "pressure", "current"], {"method": method}, FAST)
-    halflife = trained.params["smoothing_halflife"]
+    halflife, despike = trained.params["smoothing_halflife"], trained.params["despike"]
     normal = correlated(1000, seed=5)
-    normal_artifact = smooth(trained.model.score(normal).artifact, halflife)[0]
+    normal_artifact = smooth(trained.model.score(normal).artifact, halflife, despike)[0]
     outliers = correlated(20, seed=6)
     outliers["pressure"] = outliers["pressure"] - 0.25  # pressure drops while flow and current do not
-    outlier_artifact = smooth(trained.model.score(outliers).artifact, halflife)[0]
+    outlier_artifact = smooth(trained.model.score(outliers).artifact, halflife, despike)[0]
     assert np.mean(normal_artifact > trained.threshold) < 0.01
     assert np.all(outlier_artifact > trained.threshold)
     assert np.all(trained.model.score(outliers).artifact > trained.threshold)  # each point, not only smoothed
@@ -332,14 +332,30 @@ def test_smoothing_halves_a_point_weight_every_halflife() -> None:
     assert out[5] == pytest.approx(out[1] / 2)
 
 
-def test_smoothing_state_carries_across_calls_and_restarts_at_gaps() -> None:
+@pytest.mark.parametrize("despike", [1, 5])
+def test_smoothing_state_carries_across_calls_and_restarts_at_gaps(despike: int) -> None:
     values = np.random.default_rng(11).random(20)
-    whole, _ = smooth(values, 3.0)
-    first, state = smooth(values[:12], 3.0)
-    second, _ = smooth(values[12:], 3.0, state)
+    values[7] = np.nan
+    whole, _ = smooth(values, 3.0, despike)
+    first, state = smooth(values[:12], 3.0, despike)
+    second, _ = smooth(values[12:], 3.0, despike, state=state)
     np.testing.assert_allclose(np.concatenate([first, second]), whole)
-    restarted = smooth_runs(values, np.concatenate([np.arange(10), np.arange(20, 30)]), 3.0)
-    assert restarted[10] == values[10]
+    assert np.isnan(whole[7])
+    restarted = smooth_runs(values[[0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12]],
+                            np.array([0, 1, 2, 3, 4, 5, 6, 20, 21, 22, 23, 24]), 3.0, despike)
+    assert restarted[7] == values[8]
+
+
+def test_despiking_removes_short_glitches_and_passes_faults() -> None:
+    base = np.ones(40)
+    glitch = base.copy()
+    glitch[10:12] = 1000.0  # two grid points of a sensor glitch
+    fault = base.copy()
+    fault[20:] = 10.0  # a lasting deviation
+    assert smooth(glitch, 5.0, despike=5)[0].max() == pytest.approx(1.0)
+    assert smooth(glitch, 5.0, despike=1)[0].max() > 100
+    smoothed = smooth(fault, 5.0, despike=5)[0]
+    assert smoothed[22] > 1.0 and smoothed[-1] > 9.0  # passes after despike // 2 + 1 points
 
 
 def test_threshold_is_a_high_quantile_with_a_margin_robust_to_a_few_outliers() -> None:
