@@ -151,7 +151,8 @@ class TokenVerifier:
     def __init__(self, cache_seconds: float = 30.0, *, hasher: PasswordHasher | None = None,
                  cache_size: int = 1024) -> None:
         self.hasher = hasher or PasswordHasher()
-        self._cache: TTLCache[str, Principal] | None = (
+        # keyed by a SHA-256 of the token, so the process's memory holds no usable token
+        self._cache: TTLCache[bytes, Principal] | None = (
             TTLCache(maxsize=cache_size, ttl=cache_seconds) if cache_seconds > 0 else None)
         self._lock = threading.Lock()
 
@@ -170,9 +171,10 @@ class TokenVerifier:
                     self._cache.pop(key, None)
 
     def verify(self, session: Session, token: str) -> Principal:
+        key = hashlib.sha256(token.encode()).digest()
         if self._cache is not None:
             with self._lock:
-                cached = self._cache.get(token)
+                cached = self._cache.get(key)
             if cached is not None:
                 return cached
         if not token or len(token) > MAX_TOKEN:
@@ -193,7 +195,7 @@ class TokenVerifier:
         principal = Principal(row.user.name, user_rights(row.user), row.public_id)
         if self._cache is not None:
             with self._lock:
-                self._cache[token] = principal
+                self._cache[key] = principal
         return principal
 
 
