@@ -236,3 +236,12 @@ def test_four_eyes_rule(make_app: Any) -> None:
         assert r.status_code == 409 and "four-eyes" in r.json()["error"]
         r = c.post("/api/v1/models/m/publish", headers=auth_header(token))
         assert r.status_code == 200 and r.json()["published_by"] == "pat"
+
+
+def test_the_docs_show_the_status_table() -> None:
+    from pathlib import Path
+
+    from lifecycle.status import table_markdown
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md").read_text()
+    assert table_markdown() in docs, "docs/lifecycle.md, Statuses: paste lifecycle.status.table_markdown()"
