@@ -58,7 +58,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from lifecycle.db import Base, UTCDateTime, utcnow
@@ -428,8 +428,10 @@ class WorkerPool:
         self.poll_s = poll_s
         self.reap_every_s = reap_every_s if reap_every_s is not None else max(lease_s / 3, 0.1)
         self.backoff = backoff
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # stop claiming
+        self._halt = threading.Event()  # stop the heartbeat (after the workers)
         self._threads: list[threading.Thread] = []
+        self._heartbeat_thread: threading.Thread | None = None
         self._active: dict[int, JobContext] = {}
         self._lock = threading.Lock()
         self._last_reap: dt.datetime | None = None
@@ -451,9 +453,9 @@ class WorkerPool:
             t.start()
             self._threads.append(t)
         if self.n:
-            hb = threading.Thread(target=self._heartbeat_loop, name="job-heartbeat", daemon=True)
-            hb.start()
-            self._threads.append(hb)
+            self._halt.clear()
+            self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="job-heartbeat", daemon=True)
+            self._heartbeat_thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming and wait up to ``timeout`` for running handlers to finish.
@@ -466,6 +468,11 @@ class WorkerPool:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
         self._threads = [t for t in self._threads if t.is_alive()]
+        # the heartbeat keeps the leases of running handlers until they finished (or the timeout)
+        self._halt.set()
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(5.0)
+            self._heartbeat_thread = None
 
     @property
     def active_jobs(self) -> list[int]:
@@ -580,11 +587,11 @@ class WorkerPool:
     def _heartbeat_loop(self) -> None:
         errors = 0
         interval = max(self.lease_s / 3, 0.05)
-        while not self._stop.wait(interval if errors == 0 else min(interval, self.backoff.delay(errors))):
+        while not self._halt.wait(interval if errors == 0 else min(interval, self.backoff.delay(errors))):
             try:
                 self.heartbeat()
                 errors = 0
-            except (OperationalError, SQLAlchemyError, Exception):
+            except Exception:  # the loop never dies: record, back off, go on
                 self.failures += 1
                 errors += 1
                 log.exception("job heartbeat failed")

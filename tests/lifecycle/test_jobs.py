@@ -4,13 +4,10 @@ each job runs exactly once; a worker killed with SIGKILL leaves its job retried 
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -311,3 +308,15 @@ def socket_prefix() -> str:
     import socket
 
     return socket.gethostname() + ":"
+
+
+def test_stopping_the_pool_keeps_running_jobs_leases_until_they_finish(engine: Engine) -> None:
+    job_id = queue(engine, "record", "m1", {"sleep": 2.0, "steps": 4})
+    pool = WorkerPool(engine, HANDLERS, n=1, lease_s=0.6, poll_s=0.02)
+    pool.start()
+    wait_until(lambda: runs_of(engine).get(job_id), timeout=20, what="the job to start")
+    pool.stop(timeout=30)  # waits for the handler, renewing its lease meanwhile
+    with Session(engine) as s:
+        assert jobs.reap(s) == []
+    done = job(engine, job_id)
+    assert done.state == "done" and done.attempts == 1 and done.error is None
