@@ -53,6 +53,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -510,6 +511,11 @@ class DatasetService:
     work_dir: Path | None = None  # temporary files; the system's temp dir by default
     chunk_rows: int = 100_000
     max_upload_bytes: int = 4 << 30
+    #: Verified local copies of datasets by store digest (datasets never change), so repeated reads
+    #: do not download again; None: download on every read. Least recently read copies are removed
+    #: beyond ``cache_bytes``.
+    cache_dir: Path | None = None
+    cache_bytes: int = 8 << 30
 
     def _tempdir(self) -> Path:
         return Path(tempfile.mkdtemp(prefix="maas-dataset-", dir=self.work_dir))
@@ -593,27 +599,71 @@ class DatasetService:
             unknown = [t for t in tags if t not in rec.tags]
             if unknown:
                 raise InvalidInput(f"dataset {rec.name!r} has no tag {unknown[0]!r}", field="tags")
-        tmp = self._tempdir()
-        try:
+        filters: list[tuple[str, str, Any]] = []
+        if lo is not None:
+            filters.append(("time", ">=", pd.Timestamp(lo, tz="UTC")))
+        if hi is not None:
+            filters.append(("time", "<=", pd.Timestamp(hi, tz="UTC")))
+        columns = ["time", *(tags if tags is not None else rec.tags)]
+        if self.cache_dir is not None:
             try:
-                manifest = self.store.download(rec.store_path, tmp)
-            except MaasError as exc:
-                raise Unavailable(f"model store: dataset {rec.name!r}: {exc}") from exc
-            if manifest is None or manifest.digest != rec.store_digest:
-                raise Unavailable(f"model store: dataset {rec.name!r} at {rec.store_path} is not the one uploaded "
-                                  "(its digest differs)")
-            filters: list[tuple[str, str, Any]] = []
-            if lo is not None:
-                filters.append(("time", ">=", pd.Timestamp(lo, tz="UTC")))
-            if hi is not None:
-                filters.append(("time", "<=", pd.Timestamp(hi, tz="UTC")))
-            table = pq.read_table(tmp / DATA_FILE, columns=["time", *(tags if tags is not None else rec.tags)],
-                                  filters=filters or None)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+                table = pq.read_table(self._cached(rec) / DATA_FILE, columns=columns, filters=filters or None)
+            except FileNotFoundError:  # evicted by another reader between lookup and open: fill again
+                table = pq.read_table(self._cached(rec) / DATA_FILE, columns=columns, filters=filters or None)
+        else:
+            tmp = self._tempdir()
+            try:
+                self._download(rec, tmp)
+                table = pq.read_table(tmp / DATA_FILE, columns=columns, filters=filters or None)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         frame = table.to_pandas().set_index("time")
         frame.index = pd.DatetimeIndex(frame.index).tz_convert("UTC").as_unit("ns")
         return frame.astype("float64")
+
+    def _download(self, rec: DatasetRecord, dest: Path) -> None:
+        try:
+            manifest = self.store.download(rec.store_path, dest)
+        except MaasError as exc:
+            raise Unavailable(f"model store: dataset {rec.name!r}: {exc}") from exc
+        if manifest is None or manifest.digest != rec.store_digest:
+            raise Unavailable(f"model store: dataset {rec.name!r} at {rec.store_path} is not the one uploaded "
+                              "(its digest differs)")
+
+    def _cached(self, rec: DatasetRecord) -> Path:
+        """The verified local copy of ``rec`` (filled by one rename, so readers never see half of it)."""
+        assert self.cache_dir is not None
+        entry = self.cache_dir / rec.store_digest
+        if entry.is_dir():
+            os.utime(entry)  # recently used
+            return entry
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".fill-", dir=self.cache_dir))
+        try:
+            self._download(rec, tmp)
+            try:
+                os.rename(tmp, entry)
+            except OSError:
+                if not entry.is_dir():  # not a concurrent fill of the same entry
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._evict(keep=entry)
+        return entry
+
+    def _evict(self, keep: Path) -> None:
+        assert self.cache_dir is not None
+        entries = []
+        for d in self.cache_dir.iterdir():
+            if d.is_dir() and not d.name.startswith(".") and d != keep:
+                size = sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+                entries.append((d.stat().st_mtime, size, d))
+        total = sum(size for _, size, _ in entries) + sum(f.stat().st_size for f in keep.rglob("*") if f.is_file())
+        for _, size, d in sorted(entries):
+            if total <= self.cache_bytes:
+                break
+            shutil.rmtree(d, ignore_errors=True)
+            total -= size
 
     def read_grid(self, session: Session, name: str, step_s: float | None = None, start: Any = None,
                   end: Any = None, tags: list[str] | None = None) -> pd.DataFrame:

@@ -39,7 +39,8 @@ def dataset_service(state: ServiceState) -> DatasetService:
         except MaasError as exc:
             raise Unavailable(f"model store {state.settings.store_uri}: {exc}") from exc
         state.extras.setdefault("store", store)
-        service = DatasetService(store, max_upload_bytes=state.settings.max_upload_bytes)
+        service = DatasetService(store, max_upload_bytes=state.settings.max_upload_bytes,
+                                 cache_dir=state.settings.data_dir / "cache" / "datasets")
         state.extras["datasets"] = service
     return service  # type: ignore[no-any-return]
 

@@ -234,3 +234,23 @@ def test_a_leftover_of_an_uncommitted_upload_is_reused(session: Session, service
     session.commit()
     paths = set(session.scalars(select(DatasetRecord.store_path)))
     assert len(paths) == 2 and other.grid_step_s == 5
+
+
+def test_a_cache_keeps_verified_copies_and_evicts_the_least_recent(session: Session, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileStore(tmp_path / "store")
+    service = DatasetService(store, work_dir=tmp_path, cache_dir=tmp_path / "cache", cache_bytes=1)
+    service.upload(session, name="d1", source=DATA / "comma_iso.csv", actor="alice")
+    service.upload(session, name="d2", source=DATA / "epoch_s.csv", actor="alice")
+    session.commit()
+    downloads: list[str] = []
+    real = store.download
+    monkeypatch.setattr(store, "download", lambda path, dest: downloads.append(path) or real(path, dest))
+    first = service.read(session, "d1")
+    assert service.read(session, "d1").equals(first) and len(downloads) == 1  # the second read is local
+    assert service.read_grid(session, "d1", 10)["Pressure"].iloc[0] == 1.0 and len(downloads) == 1
+    service.read(session, "d2")  # over the (tiny) limit: d1's copy goes, the one just read stays
+    d2_digest = session.scalar(select(DatasetRecord.store_digest).where(DatasetRecord.name == "d2"))
+    assert len(downloads) == 2 and [p.name for p in (tmp_path / "cache").iterdir()] == [d2_digest]
+    service.read(session, "d1")
+    assert len(downloads) == 3
