@@ -31,7 +31,7 @@ def free_port() -> int:
 
 
 class Service:
-    def __init__(self, db_url: str, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, db_url: str, data_dir: Path, env: dict[str, str], workers: int = 0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "serve.log"
@@ -39,7 +39,7 @@ class Service:
         self.db_url, self.data_dir = db_url, data_dir
         self._log = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            [str(BIN / "maas_lifecycle"), "serve", "--db", db_url, "--port", str(self.port), "--workers", "0",
+            [str(BIN / "maas_lifecycle"), "serve", "--db", db_url, "--port", str(self.port), "--workers", str(workers),
              "--data-dir", str(data_dir)], stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 60
         while True:
@@ -65,7 +65,7 @@ class Service:
 @pytest.fixture
 def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
     env = {**os.environ, "MAAS_LIFECYCLE_ADMIN_TOKEN": TOKEN}
-    s = Service(db_url, tmp_path / "data", env)
+    s = Service(db_url, tmp_path / "data", env, workers=1)
     yield s
     s.stop()
 
@@ -197,3 +197,42 @@ def test_bootstrap_token_is_printed_once_and_admin_create_token(db_url: str, tmp
         assert "mlt_" not in second.log.read_text()
     finally:
         second.stop()
+
+
+def test_dataset_markup_training_with_a_real_worker(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The documented flow: upload a dataset, mark up normal operation, train --wait, publish."""
+    rows = ["Timestamp;Flow;Motor current;Pressure"]
+    for i in range(600):
+        load = (i % 50) / 50.0
+        rows.append(f"{1772323200 + 10 * i};{40 + 4 * load:.4f};{12 + 1.5 * load:.4f};{1 + 0.2 * load + 0.001 * (i % 7):.4f}")
+    csv = tmp_path / "pump7 march.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    code, out, err = cli("dataset", "upload", "pump7-march", str(csv), "--time-column", "Timestamp", "--grid-step", "10")
+    assert code == 0, err
+    assert "600 rows, 3 tags" in out
+    code, out, _ = cli("--json", "dataset", "show", "pump7-march")
+    assert json.loads(out)["tags"] == ["Flow", "Motor current", "Pressure"]
+    assert cli("markup", "create", "normal", "--interval", "2026-03-01T00:00:00Z/2026-03-01T01:00:00Z")[0] == 0
+    code, out, err = cli("--json", "markup", "mask", "normal", "--dataset", "pump7-march")
+    assert code == 0, err
+    assert json.loads(out)["points"] == 360
+    assert cli("create", "pump7")[0] == 0
+    code, out, err = cli("element", "add", "pump7", "pressure", "--kind", "forecaster", "--input", "Flow",
+                         "--input", "Motor current", "--output", "Pressure", "--window", "2",
+                         "--params", '{"algorithm": "linear"}', "--dataset", "pump7-march", "--training-markup", "normal")
+    assert code == 0, err
+    assert "(not_trained)" in out
+    code, out, err = cli("train", "pump7", "--wait", "--wait-timeout", "300")
+    assert code == 0, out + err
+    assert "model pump7: TRAINED" in out
+    code, out, _ = cli("--json", "show", "pump7")
+    trained = json.loads(out)["elements"][0]
+    assert trained["training_status"] == "trained" and trained["artifact"]["sha256"]
+    code, out, _ = cli("jobs", "--model", "pump7")
+    assert code == 0 and re.search(r"\btrain\s+pump7\s+done\b", out)
+    # a model that cannot be trained: the job fails and --wait says why (exit 7)
+    assert cli("create", "bad")[0] == 0
+    assert cli("element", "add", "bad", "e", "--kind", "forecaster", "--input", "Flow", "--output", "Nope",
+               "--params", '{"algorithm": "linear"}', "--dataset", "pump7-march")[0] == 0
+    code, out, err = cli("train", "bad", "--wait", "--wait-timeout", "300")
+    assert code == 7 and "Nope" in out + err
