@@ -254,3 +254,11 @@ def test_a_cache_keeps_verified_copies_and_evicts_the_least_recent(session: Sess
     assert len(downloads) == 2 and [p.name for p in (tmp_path / "cache").iterdir()] == [d2_digest]
     service.read(session, "d1")
     assert len(downloads) == 3
+
+
+def test_bom_crlf_and_quoted_names_with_the_separator(tmp_path: Path) -> None:
+    out = tmp_path / "d.parquet"
+    parsed = normalize_file(DATA / "bom_crlf_quoted.csv", out)
+    assert parsed.time_column == "time" and parsed.tags == ["Flow, m3/h", "Motor current"]
+    frame = pd.read_parquet(out)
+    assert frame["Flow, m3/h"].tolist() == [1.5, 2.5] and frame["Motor current"].tolist() == [2.0, 3.0]
