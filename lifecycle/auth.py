@@ -23,8 +23,9 @@ import hashlib
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -149,11 +150,11 @@ class TokenVerifier:
     """Turns a bearer token into a :class:`Principal`: one indexed lookup, argon2, a TTL cache."""
 
     def __init__(self, cache_seconds: float = 30.0, *, hasher: PasswordHasher | None = None,
-                 cache_size: int = 1024) -> None:
+                 cache_size: int = 1024, timer: Callable[[], float] = time.monotonic) -> None:
         self.hasher = hasher or PasswordHasher()
         # keyed by a SHA-256 of the token, so the process's memory holds no usable token
         self._cache: TTLCache[bytes, Principal] | None = (
-            TTLCache(maxsize=cache_size, ttl=cache_seconds) if cache_seconds > 0 else None)
+            TTLCache(maxsize=cache_size, ttl=cache_seconds, timer=timer) if cache_seconds > 0 else None)
         self._lock = threading.Lock()
 
     def hash(self, token: str) -> str:
