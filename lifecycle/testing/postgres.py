@@ -20,6 +20,7 @@ install it (``apt-get install -y postgresql``).
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -169,6 +170,7 @@ def pg_server() -> Iterator[LocalPostgres]:
         server = LocalPostgres()
     except PostgresNotInstalled as exc:
         pytest.fail(str(exc), pytrace=False)
+    atexit.register(server.cleanup)  # also when the session is interrupted before its teardown
     try:
         server.start()
     except BaseException:
@@ -176,6 +178,7 @@ def pg_server() -> Iterator[LocalPostgres]:
         raise
     yield server
     server.cleanup()
+    atexit.unregister(server.cleanup)
 
 
 @pytest.fixture
