@@ -236,3 +236,28 @@ def test_dataset_markup_training_with_a_real_worker(cli, tmp_path: Path) -> None
                "--params", '{"algorithm": "linear"}', "--dataset", "pump7-march")[0] == 0
     code, out, err = cli("train", "bad", "--wait", "--wait-timeout", "300")
     assert code == 7 and "Nope" in out + err
+
+
+def test_the_readme_example_runs(tmp_path: Path) -> None:
+    """The commands of README's "ML models for anomaly detection", as written (port and data
+    directory moved by their MAAS_LIFECYCLE_* variables)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### ML models for anomaly detection", 1)[1].split("###", 1)[0]
+    lines = [ln[4:] for ln in section.splitlines() if ln.startswith("    ")]
+    assert any("maas_lifecycle serve &" in ln for ln in lines) and any(ln.startswith("maas_model") for ln in lines)
+    wait = ('SERVE_PID=$!; trap "kill $SERVE_PID" EXIT; '
+            'python -c "import httpx, time, os\n'
+            'for _ in range(300):\n'
+            '    try:\n'
+            '        httpx.get(os.environ[\'MAAS_LIFECYCLE_URL\'] + \'/metrics\'); break\n'
+            '    except httpx.TransportError: time.sleep(0.2)"')
+    script = "set -e\n" + "\n".join(ln + ("\n" + wait if ln.endswith("serve &") else "") for ln in lines) + "\n"
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MAAS_")},
+           "PATH": f"{BIN}:{os.environ['PATH']}", "HOME": str(tmp_path), "MAAS_LIFECYCLE_PORT": str(port),
+           "MAAS_LIFECYCLE_DATA_DIR": str(tmp_path / "data"), "MAAS_LIFECYCLE_WORKERS": "0",
+           "MAAS_LIFECYCLE_URL": f"http://127.0.0.1:{port}"}
+    done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "published model pump7: PUBLISHED" in done.stdout
+    assert re.search(r"admin\s+models\.publish\s+pump7\s+READY_FOR_PUBLICATION\s+PUBLISHED\s+ok", done.stdout)
