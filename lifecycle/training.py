@@ -207,6 +207,7 @@ def element_record(trained: TrainedElement, path: str, digest: str, number: int,
         "duration_s": summary["duration_s"],
         "losses": summary["losses"],
         "smoothing_halflife": trained.params.get("smoothing_halflife", 0.0),
+        "despike": trained.params.get("despike", 1),
     }
 
 
