@@ -96,8 +96,7 @@ def upgrade(**values: Any) -> None:
 
     engine = make_engine(settings.db)
     try:
-        before = current_revision(engine)
-        upgrade_engine(engine)
+        before = upgrade_engine(engine)
         after = current_revision(engine)
     finally:
         engine.dispose()

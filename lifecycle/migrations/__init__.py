@@ -12,10 +12,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from lifecycle.db import make_engine
@@ -33,9 +38,45 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
-def upgrade_engine(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the database of ``engine`` to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
+#: Alembic's ``context`` is process-global: one upgrade at a time per process.
+_PROCESS_LOCK = threading.Lock()
+
+
+#: The PostgreSQL advisory lock key of upgrades ("maas").
+UPGRADE_LOCK = 0x6D616173
+
+
+@contextmanager
+def _database_lock(engine: Engine) -> Iterator[None]:
+    """Serialise upgrades of one database across processes (several replicas starting at once):
+    a session advisory lock on PostgreSQL, an flock beside the file on SQLite."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": UPGRADE_LOCK})
+            try:
+                yield
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": UPGRADE_LOCK})
+        return
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.upgrade-lock", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def upgrade_engine(engine: Engine, revision: str = "head") -> str | None:
+    """Upgrade the database of ``engine`` to ``revision`` (safe when several processes start at
+    once); returns the revision it had before (None: empty)."""
+    with _PROCESS_LOCK, _database_lock(engine):
+        before = current_revision(engine)
+        command.upgrade(alembic_config(engine), revision)
+        return before
 
 
 def upgrade(url: str, revision: str = "head") -> None:

@@ -34,3 +34,21 @@ def test_db_upgrade_command(db_url: str) -> None:
     assert "revision 0001" in result.output
     again = CliRunner().invoke(main, ["db", "upgrade", "--db", db_url])
     assert again.exit_code == 0 and "(was" not in again.output
+
+
+def test_concurrent_upgrades_of_one_database(db_url: str) -> None:
+    """Replicas starting at once: every `db upgrade` process succeeds, the schema is created once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = [str(Path(sys.executable).parent / "maas_lifecycle"), "db", "upgrade", "--db", db_url]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    assert sum("(was empty)" in out for out in outputs) == 1, outputs
+    engine = make_engine(db_url)
+    try:
+        assert current_revision(engine) == "0001"
+    finally:
+        engine.dispose()
