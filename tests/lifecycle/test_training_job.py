@@ -1,7 +1,8 @@
 """The ``train`` job on SQLite and PostgreSQL: elements trained one at a time into payloads in a
 real file store, recorded on the elements, the model TRAINED; retraining keeps the old payload;
 edits while queued or during training never leave the model TRAINED with stale elements;
-refusals and cancellation end the job with the reason."""
+refusals and cancellation end the job with the reason; a worker killed mid-training (SIGKILL)
+leaves its job retried or failed with the reason, never stuck running."""
 
 from __future__ import annotations
 
@@ -268,3 +269,57 @@ def test_a_set_threshold_is_kept(engine: Engine, world: dict[str, Any]) -> None:
 def test_the_payload_path_is_per_model_element_and_number() -> None:
     assert training.payload_path("pump7", "envelope", 3) == "/lifecycle/payloads/pump7/envelope/3"
     assert training.payload_root("pump7") == "/lifecycle/payloads/pump7"
+
+
+@pytest.mark.parametrize("max_attempts", [3, 1])
+def test_a_worker_killed_mid_training_leaves_the_job_retried_or_failed(
+        engine: Engine, world: dict[str, Any], db_url: str, max_attempts: int) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from maas.retry import wait_until
+
+    with Session(engine) as session:  # long enough to be killed in the middle: no early stopping
+        e = models.element_of(models.get(session, "pump7"), "pressure")
+        models.change_element(session, ALICE, "pump7", "pressure", kind=e.kind, inputs=e.inputs, outputs=e.outputs,
+                              window=e.window, params=e.params,
+                              training={**e.training, "max_epochs": 150, "patience": 150}, detection=e.detection)
+        chosen = models.training_plan(session, ALICE, "pump7", ["pressure"])
+        job_id = jobs.enqueue(session, training.JOB_KIND, "pump7", {"elements": [c.name for c in chosen]}, "alice",
+                              max_attempts=max_attempts).id
+        session.commit()
+    procs: list[subprocess.Popen[str]] = []
+
+    def worker() -> subprocess.Popen[str]:
+        proc = subprocess.Popen([sys.executable, "-m", "tests.lifecycle.training_worker", db_url, world["store"].uri,
+                                 "--lease", "1"], cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        procs.append(proc)
+        return proc
+
+    try:
+        victim = worker()
+        wait_until(lambda: ((job_of(engine, job_id).get("progress") or {}).get("epoch") or 0) >= 2, timeout=120,
+                   what="training to reach its second epoch")
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        assert job_of(engine, job_id)["state"] == "running"  # until its lease runs out
+        worker()
+        wait_until(lambda: job_of(engine, job_id)["state"] in jobs.FINAL, timeout=300, what="the job to end")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(60)
+    job = job_of(engine, job_id)
+    assert job["error"] is not None and "worker died" in job["error"] and str(victim.pid) in job["error"]
+    pressure = element(model_of(engine), "pressure")
+    if max_attempts == 3:
+        assert job["state"] == "done" and job["attempts"] == 2
+        assert pressure["training_status"] == "trained" and pressure["artifact"]["epochs"] == 150
+    else:
+        assert job["state"] == "failed"
+        assert pressure["training_status"] == "not_trained"
