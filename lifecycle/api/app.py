@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lifecycle import audit, auth
@@ -86,7 +87,8 @@ def audit_target(request: Request) -> tuple[str, str, str]:
 
 
 def _record_outcome(request: Request, outcome: str, message: str, status: int) -> None:
-    """Audit a refused or failed mutating call in a transaction of its own."""
+    """Audit a refused or failed mutating call in a transaction of its own (run in a worker
+    thread: the database call must not block the event loop)."""
     if request.method not in MUTATING or request.scope.get("route") is None:
         return
     state: ServiceState | None = getattr(request.app.state, "lifecycle", None)
@@ -113,7 +115,8 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LifecycleError)
     async def _lifecycle_error(request: Request, exc: LifecycleError) -> JSONResponse:
-        _record_outcome(request, "refused" if exc.http_status < 500 else "failed", exc.message, exc.http_status)
+        await run_in_threadpool(_record_outcome, request, "refused" if exc.http_status < 500 else "failed",
+                                exc.message, exc.http_status)
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
         body = exc.to_body()
         if isinstance(exc, Forbidden):
@@ -140,7 +143,7 @@ def install_error_handlers(app: FastAPI) -> None:
                 body["more"] = [{"field": _field_of(tuple(e.get("loc") or ())), "error": str(e.get("msg"))}
                                 for e in errors[1:10]]
             status = 422
-        _record_outcome(request, "refused", str(body["error"]), status)
+        await run_in_threadpool(_record_outcome, request, "refused", str(body["error"]), status)
         return JSONResponse(body, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
@@ -158,7 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
-        _record_outcome(request, "failed", f"internal error ({type(exc).__name__})", 500)
+        await run_in_threadpool(_record_outcome, request, "failed", f"internal error ({type(exc).__name__})", 500)
         return JSONResponse({"error": "internal error"}, status_code=500)
 
 
