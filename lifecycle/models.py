@@ -215,11 +215,14 @@ def _touch(m: Model) -> None:
 
 
 def _settle(session: Session, who: Caller, m: Model, action: str, before: Status, detail: dict[str, Any] | None = None,
-            object_type: str = "model", object_name: str | None = None) -> None:
-    """Set the model's status after ``action`` and audit it."""
+            object_type: str = "model", object_name: str | None = None, changed: bool = True) -> None:
+    """Set the model's status after ``action`` and audit it; the revision counts real changes."""
     after = sm.target_of(action, before, _derived(m))
     m.status = after.value
-    _touch(m)
+    if changed:
+        _touch(m)
+    else:
+        detail = {**(detail or {}), "changed": False}
     session.flush()
     audit.record(session, actor=who.name, action=f"models.{action}", object_type=object_type,
                  object_name=object_name or m.name, status_before=before.value, status_after=after.value,
@@ -265,6 +268,7 @@ def create(session: Session, who: Caller, *, name: str, asset: str = "", descrip
 def update(session: Session, who: Caller, name: str, *, asset: str | None = None, description: str | None = None,
            inference_markups: list[str] | None = None) -> Model:
     m, before = _begin(session, who, name, "edit")
+    old = (m.asset, m.description, list(m.inference_markups))
     if asset is not None:
         m.asset = _check_asset(asset)
     if description is not None:
@@ -272,7 +276,7 @@ def update(session: Session, who: Caller, name: str, *, asset: str | None = None
     if inference_markups is not None:
         existing_markups(session, inference_markups, "inference_markups")
         m.inference_markups = list(inference_markups)
-    _settle(session, who, m, "edit", before)
+    _settle(session, who, m, "edit", before, changed=(m.asset, m.description, list(m.inference_markups)) != old)
     return m
 
 
@@ -341,7 +345,7 @@ def change_element(session: Session, who: Caller, model_name: str, element_name:
         e.revision += 1
         e.updated_at = utcnow()
     _settle(session, who, m, "element.change", before, {"training_status": e.training_status}, "element",
-            f"{model_name}/{element_name}")
+            f"{model_name}/{element_name}", changed=new != old)
     return e
 
 

@@ -245,3 +245,17 @@ def test_the_docs_show_the_status_table() -> None:
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "lifecycle.md").read_text()
     assert table_markdown() in docs, "docs/lifecycle.md, Statuses: paste lifecycle.status.table_markdown()"
+
+
+def test_the_revision_counts_real_changes(client: TestClient) -> None:
+    client.post("/api/v1/models", json={"name": "m", "description": "d"})
+    assert client.get("/api/v1/models/m").json()["revision"] == 1
+    client.put("/api/v1/models/m", json={"description": "d"})
+    assert client.get("/api/v1/models/m").json()["revision"] == 1
+    client.put("/api/v1/models/m", json={"description": "e"})
+    client.post("/api/v1/models/m/elements", json=RULE)
+    client.put("/api/v1/models/m/elements/r1", json=RULE)  # the same definition
+    m = client.get("/api/v1/models/m").json()
+    assert m["revision"] == 3 and m["elements"][0]["revision"] == 1
+    edits = client.get("/api/v1/audit", params={"object": "m", "action": "models.edit"}).json()["entries"]
+    assert [e["detail"] for e in edits] == [{"changed": False}, None]
