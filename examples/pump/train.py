@@ -14,6 +14,8 @@
    detection delay of each injected fault, per element and for the model (any element anomalous).
 
 Everything is deterministic for a seed. ``--max-epochs`` caps training for quick runs.
+``--export`` only writes the data and the markup and element files, and prints the ``maas_model``
+commands that build and train the same model on a running ``maas_lifecycle serve``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -207,12 +210,47 @@ def run(work: Path, seed: int = 7, max_epochs: int | None = None, quiet: bool = 
     return summary
 
 
+def export(work: Path, seed: int = 7, max_epochs: int | None = None) -> list[list[str]]:
+    """Write the data and the JSON files ``maas_model`` takes into ``work``; the commands that build
+    and train the model on a running service, as argument lists."""
+    work.mkdir(parents=True, exist_ok=True)
+    definition = load_definition(max_epochs)
+    _frame, faults = write_data(work, seed)
+    (work / "markups").mkdir(exist_ok=True)
+    (work / "elements").mkdir(exist_ok=True)
+    m = definition["model"]
+    commands = [["dataset", "upload", DATASET, str(work / "telemetry.csv"), "--grid-step", "60"]]
+    for markup in definition["markups"]:
+        spec: dict[str, Any] = {"name": markup["name"], "description": markup.get("description", ""),
+                                "condition": markup.get("condition")}
+        if markup.get("intervals") == "normal-operation":
+            spec["intervals"] = telemetry.normal_operation_intervals(faults)
+        path = work / "markups" / f"{markup['name']}.json"
+        path.write_text(json.dumps(spec, indent=1))
+        commands.append(["markup", "create", markup["name"], "--file", str(path)])
+    commands.append(["create", m["name"], "--asset", m["asset"], "--description", m["description"],
+                     *[arg for name in m["inference_markups"] for arg in ("--inference-markup", name)]])
+    for element in definition["elements"]:
+        path = work / "elements" / f"{element['name']}.json"
+        path.write_text(json.dumps(element, indent=1))
+        commands.append(["element", "add", m["name"], element["name"], "--file", str(path)])
+    commands.append(["train", m["name"], "--wait"])
+    return commands
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=HERE / "work", help="work directory (default examples/pump/work)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-epochs", type=int, default=None, help="cap every element's max_epochs")
+    parser.add_argument("--export", action="store_true",
+                        help="only write the data and the markup/element files, and print the maas_model commands "
+                             "that build and train the model on a running service")
     args = parser.parse_args(argv)
+    if args.export:
+        for command in export(args.work, args.seed, args.max_epochs):
+            print("maas_model " + " ".join(shlex.quote(part) for part in command))
+        return 0
     summary = run(args.work, args.seed, args.max_epochs)
     print_summary(summary["job"], summary["quality"])
     print(f"model pump7: {summary['model_status']}; payloads in {args.work / 'store' / 'lifecycle' / 'payloads'}")

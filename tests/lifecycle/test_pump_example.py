@@ -65,3 +65,52 @@ def test_the_documented_command_trains_the_model_and_finds_the_faults(tmp_path: 
     assert sorted(p.name for p in payloads.iterdir()) == ["hydraulics", "operating-point"]
     assert (payloads / "hydraulics" / "1" / "model.onnx").exists()
     assert np.isfinite(summary["job"]["result"]["elements"]["hydraulics"]["threshold"])
+
+
+def test_the_exported_maas_model_commands_train_the_model_on_a_running_service(tmp_path: Path) -> None:
+    import os
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MAAS_LIFECYCLE_ADMIN_TOKEN": "pump-example-admin-token", "MAAS_TOKEN": "pump-example-admin-token",
+           "MAAS_LIFECYCLE_URL": f"http://127.0.0.1:{port}"}
+    bin_dir = Path(sys.executable).parent
+    service = subprocess.Popen([str(bin_dir / "maas_lifecycle"), "serve", "--data-dir", str(tmp_path / "service"),
+                                "--port", str(port), "--workers", "1", "--log-level", "warning"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert service.poll() is None, service.stderr.read() if service.stderr else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.2)
+        exported = subprocess.run([sys.executable, str(PUMP / "train.py"), "--export", "--work", str(tmp_path / "work"),
+                                   "--max-epochs", "2"], capture_output=True, text=True, timeout=300, check=True)
+        commands = [line.split(" ", 1)[1] for line in exported.stdout.splitlines() if line.startswith("maas_model ")]
+        assert commands[-1] == "train pump7 --wait"
+        import shlex
+
+        for command in commands:
+            done = subprocess.run([str(bin_dir / "maas_model"), *shlex.split(command)], env=env, capture_output=True,
+                                  text=True, timeout=600)
+            assert done.returncode == 0, f"maas_model {command}: {done.stdout}{done.stderr}"
+        assert "model pump7: TRAINED" in done.stdout
+        assert "hydraulics: trained" in done.stdout and "operating-point: trained" in done.stdout
+    finally:
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(30)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            service.wait()
