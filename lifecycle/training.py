@@ -28,13 +28,12 @@ docs/lifecycle.md, "Element kinds and training"; :func:`progress_document` build
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd

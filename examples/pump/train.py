@@ -21,7 +21,6 @@ commands that build and train the same model on a running ``maas_lifecycle serve
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import shlex
 import shutil
