@@ -49,6 +49,7 @@ ROUTERS: list[str] = [
     "lifecycle.api.datasets",
     "lifecycle.api.jobs",
     "lifecycle.api.audit",
+    "lifecycle.api.incidents",
 ]
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})

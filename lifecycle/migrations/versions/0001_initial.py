@@ -60,6 +60,45 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_datasets')),
     sa.UniqueConstraint('name', name=op.f('uq_datasets_name'))
     )
+    op.create_table('incident_statuses',
+    sa.Column('name', sa.String(length=60), nullable=False),
+    sa.Column('created_by', sa.String(length=100), nullable=False),
+    sa.Column('created_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_incident_statuses'))
+    )
+    op.create_table('incidents',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('model', sa.String(length=100), nullable=False),
+    sa.Column('element', sa.String(length=100), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('start', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('end', lifecycle.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('registered_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('top_tags', sa.JSON(), nullable=False),
+    sa.Column('top_tag', sa.String(length=200), nullable=True),
+    sa.Column('artifact', sa.Float(), nullable=False),
+    sa.Column('threshold', sa.Float(), nullable=False),
+    sa.Column('status', sa.String(length=60), nullable=False),
+    sa.Column('cause', sa.String(length=200), nullable=True),
+    sa.Column('opinion', sa.String(length=4000), nullable=True),
+    sa.Column('note', sa.String(length=4000), nullable=True),
+    sa.Column('group_id', sa.Integer(), nullable=True),
+    sa.Column('production', sa.Boolean(), nullable=False),
+    sa.Column('source', sa.String(length=20), nullable=False),
+    sa.Column('run', sa.Integer(), nullable=True),
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('created_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_by', sa.String(length=100), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_incidents'))
+    )
+    with op.batch_alter_table('incidents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_incidents_group_id'), ['group_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incidents_model'), ['model'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incidents_run'), ['run'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incidents_start'), ['start'], unique=False)
+        batch_op.create_index(batch_op.f('ix_incidents_status'), ['status'], unique=False)
+
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=50), nullable=False),
@@ -231,6 +270,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_jobs_model'))
 
     op.drop_table('jobs')
+    with op.batch_alter_table('incidents', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_incidents_status'))
+        batch_op.drop_index(batch_op.f('ix_incidents_start'))
+        batch_op.drop_index(batch_op.f('ix_incidents_run'))
+        batch_op.drop_index(batch_op.f('ix_incidents_model'))
+        batch_op.drop_index(batch_op.f('ix_incidents_group_id'))
+
+    op.drop_table('incidents')
+    op.drop_table('incident_statuses')
     op.drop_table('datasets')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entries_object_name'))
