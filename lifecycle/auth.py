@@ -30,7 +30,7 @@ from typing import Callable, Iterable
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from cachetools import TTLCache
-from sqlalchemy import Boolean, ForeignKey, Integer, String, select
+from sqlalchemy import Boolean, ForeignKey, Integer, String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from lifecycle.db import Base, UTCDateTime, utcnow
@@ -315,6 +315,15 @@ def create_user(session: Session, verifier: TokenVerifier, name: str, roles: Ite
     return user, issue_token(session, verifier, user)
 
 
+def _keep_an_administrator(session: Session, action: str) -> None:
+    """Refuse a change that would leave no active user with the administrator role."""
+    holders = session.scalar(
+        select(func.count(User.id)).join(UserRole, UserRole.user_id == User.id).join(Role, Role.id == UserRole.role_id)
+        .where(Role.name == ADMIN_ROLE, User.active.is_(True)))
+    if not holders:
+        raise Conflict(f"cannot {action}: no active user would hold the role {ADMIN_ROLE!r} any more", field="roles")
+
+
 def update_user(session: Session, verifier: TokenVerifier, name: str, *, roles: Iterable[str] | None = None,
                 active: bool | None = None) -> User:
     user = get_user(session, name)
@@ -323,6 +332,7 @@ def update_user(session: Session, verifier: TokenVerifier, name: str, *, roles: 
     if active is not None:
         user.active = active
     session.flush()
+    _keep_an_administrator(session, f"change the user {name!r}")
     verifier.forget()
     return user
 
@@ -331,6 +341,7 @@ def delete_user(session: Session, verifier: TokenVerifier, name: str) -> None:
     user = get_user(session, name)
     session.delete(user)
     session.flush()
+    _keep_an_administrator(session, f"delete the user {name!r}")
     verifier.forget()
 
 

@@ -113,7 +113,7 @@ def get(session: Session, name: str, *, for_update: bool = False) -> Model:
 def list_all(session: Session, *, asset: str | None = None, status: str | None = None) -> list[Model]:
     stmt = select(Model).order_by(Model.name)
     if asset is not None:
-        stmt = stmt.where((Model.asset == asset) | Model.asset.startswith(asset.rstrip("/") + "/"))
+        stmt = stmt.where((Model.asset == asset) | Model.asset.startswith(asset.rstrip("/") + "/", autoescape=True))
     if status is not None:
         stmt = stmt.where(Model.status == status)
     return list(session.scalars(stmt))

@@ -169,3 +169,23 @@ def test_roles_and_users_administration(client: TestClient) -> None:
     with client.app.state.lifecycle.sessions() as session:  # type: ignore[attr-defined]
         hashes = session.scalars(select(Token.hash)).all()
     assert all(h.startswith("$argon2") for h in hashes) and not any(ann["token"] in h for h in hashes)
+
+
+def test_the_last_administrator_cannot_be_removed(client: TestClient) -> None:
+    for method, path, body in (("PATCH", "/api/v1/users/admin", {"roles": []}),
+                               ("PATCH", "/api/v1/users/admin", {"active": False}),
+                               ("DELETE", "/api/v1/users/admin", None)):
+        r = client.request(method, path, json=body)
+        assert r.status_code == 409 and "no active user would hold the role 'administrator'" in r.json()["error"]
+    assert client.get("/api/v1/whoami").json()["name"] == "admin"
+    # with a second administrator, the first may go
+    client.post("/api/v1/users", json={"name": "root2", "roles": ["administrator"]})
+    assert client.delete("/api/v1/users/admin").status_code == 204
+
+
+def test_models_by_asset(client: TestClient) -> None:
+    for name, asset in (("a", "plant1/pump7"), ("b", "plant1"), ("c", "plant10/pump1"), ("d", "plant_1")):
+        client.post("/api/v1/models", json={"name": name, "asset": asset})
+    names = [m["name"] for m in client.get("/api/v1/models", params={"asset": "plant1"}).json()["models"]]
+    assert names == ["a", "b"]
+    assert [m["name"] for m in client.get("/api/v1/models", params={"asset": "plant_"}).json()["models"]] == []
