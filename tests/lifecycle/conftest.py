@@ -44,3 +44,6 @@ def client(make_app: Callable[..., FastAPI]) -> Iterator[TestClient]:
     """A TestClient of a fresh service, sending the administrator's token by default."""
     with TestClient(make_app(), headers=auth_header(ADMIN_TOKEN)) as c:
         yield c
+
+
+from lifecycle.testing.mosquitto import mosquitto  # noqa: E402,F401  (the session's MQTT broker fixture)
