@@ -212,6 +212,15 @@ def expression_variables(expression: str) -> set[str]:
     return found
 
 
+def rule_variables(tags: list[str]) -> dict[str, str]:
+    """Stellar variable → tag for a rule's inputs: the tag's own name, or for a name that is not an
+    identifier (a space, a leading digit) its alias, as in markup conditions
+    (:func:`lifecycle.markup_eval.tag_variables`: ``motor current`` → ``motor_current``)."""
+    from lifecycle.markup_eval import tag_variables  # markup_eval imports pandas; validation rarely needs it
+
+    return tag_variables(tags)
+
+
 def compile_rule(expression: str) -> stellar_like.CompiledExpression:
     """The compiled rule; raises InvalidInput naming ``params.expression`` and the position."""
     try:
@@ -270,7 +279,7 @@ def validate_element(kind: str, inputs: Any, outputs: Any, window: Any, params: 
     if kind == "rule":
         assert isinstance(parsed, RuleParams)
         compile_rule(parsed.expression)
-        unknown = sorted(expression_variables(parsed.expression) - set(input_tags))
+        unknown = sorted(expression_variables(parsed.expression) - set(rule_variables(input_tags)))
         if unknown:
             raise InvalidInput(
                 f"params.expression reads {', '.join(map(repr, unknown))}, which {'is' if len(unknown) == 1 else 'are'} "

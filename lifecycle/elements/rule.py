@@ -4,7 +4,8 @@ grid point — true is anomalous (artifact 1), false normal (0). It is pretraine
 indicator points it flags; its threshold is 0.5. A Stellar expression is not an ONNX graph, so a
 rule has no payload: inference evaluates it with :mod:`stellar_like` (``RuleModel.score``).
 
-A point is *inconclusive* when a tag the expression reads has no value there (NaN; it is passed to
+Tags are read by name, or — a name that is not an identifier, such as ``motor current`` — by the
+alias markup conditions use (``motor_current``). A point is *inconclusive* when a tag the expression reads has no value there (NaN; it is passed to
 the expression as null), or when the result is not a boolean (null, an evaluation error): it is
 anomalous when ``inconclusive_positive``, else normal.
 """
@@ -21,7 +22,7 @@ import pandas as pd
 from lifecycle.elements import indicator
 from lifecycle.elements.errors import TrainingRefused
 from lifecycle.elements.loop import Callbacks, EpochReport
-from lifecycle.elements.params import RuleParams, compile_rule, expression_variables, parse_params
+from lifecycle.elements.params import RuleParams, compile_rule, expression_variables, parse_params, rule_variables
 from lifecycle.elements.trained import Scores, TrainedElement
 
 import stellar_like
@@ -35,15 +36,20 @@ class RuleModel:
     expression: str
     inconclusive_positive: bool = False
 
+    def __post_init__(self) -> None:
+        self._compiled = compile_rule(self.expression)
+        self._aliases = rule_variables(list(self.inputs))  # variable → tag
+        self._read = expression_variables(self.expression)
+
     def evaluate_row(self, row: dict[str, Any]) -> float:
-        compiled = compile_rule(self.expression)
-        variables = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        """1.0 (anomalous) or 0.0 for ``row``, which maps tags to values."""
+        variables = {name: row.get(tag) for name, tag in self._aliases.items()}
+        variables = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in variables.items()}
         try:
-            value = compiled.evaluate(variables)
+            value = self._compiled.evaluate(variables)
         except stellar_like.StellarEvaluationError:
             value = None
-        read = expression_variables(self.expression)
-        if isinstance(value, bool) and not any(variables.get(name) is None for name in read):
+        if isinstance(value, bool) and not any(variables.get(name) is None for name in self._read):
             return 1.0 if value else 0.0
         return 1.0 if self.inconclusive_positive else 0.0
 

@@ -77,6 +77,14 @@ def test_refusals_name_the_field(kind: str, inputs: Any, outputs: Any, window: A
     assert words in caught.value.message
 
 
+def test_a_rule_reads_tags_with_spaces_by_their_alias() -> None:
+    params = validate_element("rule", ["motor current", "Pressure"], [], 1,
+                              {"expression": "motor_current > 10 and Pressure < 1"})
+    assert params["expression"] == "motor_current > 10 and Pressure < 1"
+    with pytest.raises(InvalidInput, match="'motor'"):
+        validate_element("rule", ["motor current"], [], 1, {"expression": "motor > 10"})
+
+
 def test_expression_variables_skip_lambda_parameters() -> None:
     assert expression_variables("MAP(xs, (x) -> x + offset) == [] or a > 1") == {"xs", "offset", "a"}
     assert expression_variables("exists(flag) and b") == {"flag", "b"}

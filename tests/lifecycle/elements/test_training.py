@@ -378,3 +378,9 @@ def test_rule_flags_where_its_expression_holds_and_handles_missing_values() -> N
     lenient = train_rule(frame, None, ["current", "pressure"],
                          {"expression": "current > 0.5", "inconclusive_positive": True})
     assert lenient.model.score(frame).artifact.tolist() == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_rule_reads_a_tag_with_a_space_by_its_alias() -> None:
+    frame = grid(3, **{"motor current": np.array([5.0, 12.0, np.nan])})
+    trained = train_rule(frame, None, ["motor current"], {"expression": "motor_current > 10"})
+    assert trained.model.score(frame).artifact.tolist() == [0.0, 1.0, 0.0]
