@@ -1,7 +1,7 @@
 """Why training an element stopped: refusals of the data or settings, divergence, time-outs,
 cancellation. Each carries a short machine-readable ``reason`` that the training job records next
 to the message (``no_points``, ``missing_tag``, ``constant_tag``, ``window_too_long``, ``nan``,
-``too_few_points``, ``diverged``, ``timed_out``, ``cancelled``)."""
+``too_few_points``, ``too_large``, ``diverged``, ``timed_out``, ``cancelled``)."""
 
 from __future__ import annotations
 

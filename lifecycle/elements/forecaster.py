@@ -25,6 +25,7 @@ from sklearn.neural_network import MLPRegressor
 
 from lifecycle.elements import indicator
 from lifecycle.elements.artifact import smooth_runs
+from lifecycle.elements.errors import TrainingRefused
 from lifecycle.elements.loop import Callbacks, TrainingSettings, run
 from lifecycle.elements.params import ForecasterParams, parse_params
 from lifecycle.elements.scaling import Scaler, fit_scaler
@@ -32,6 +33,7 @@ from lifecycle.elements.threshold import derive_threshold
 from lifecycle.elements.trained import Scores, TrainedElement, artifact_summary
 
 MIN_TRAIN_SAMPLES = 10
+MAX_WINDOW_VALUES = 250_000_000  # windows × features held in memory at once (2 GB of float64)
 
 
 @dataclass
@@ -140,6 +142,12 @@ def train_forecaster(frame: pd.DataFrame, mask: pd.Series | np.ndarray | None, i
     y_raw = indicator.check_values(frame, outputs, selected)
     train_ends, val_ends = indicator.samples(frame, parts, window + p.horizon, minimum=MIN_TRAIN_SAMPLES)
 
+    values = (len(train_ends) + len(val_ends)) * window * len(inputs)
+    if values > MAX_WINDOW_VALUES:
+        raise TrainingRefused(
+            "too_large", f"{len(train_ends) + len(val_ends)} windows of {window} × {len(inputs)} values are "
+            f"{values:,} numbers, more than the {MAX_WINDOW_VALUES:,} training holds in memory: narrow the training "
+            "interval or markups, or use a coarser grid", field="training")
     used = np.zeros(len(frame), dtype=bool)  # the training windows' points: what scaling may learn from
     for offset in range(window + p.horizon):
         used[train_ends - offset] = True

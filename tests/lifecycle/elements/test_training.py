@@ -384,3 +384,18 @@ def test_rule_reads_a_tag_with_a_space_by_its_alias() -> None:
     frame = grid(3, **{"motor current": np.array([5.0, 12.0, np.nan])})
     trained = train_rule(frame, None, ["motor current"], {"expression": "motor_current > 10"})
     assert trained.model.score(frame).artifact.tolist() == [0.0, 1.0, 0.0]
+
+
+def test_without_validation_the_threshold_comes_from_the_training_points() -> None:
+    frame = correlated(600)
+    trained = train_envelope(frame, None, ["flow", "current"], {}, TrainingSettings(validation_split=0.0))
+    assert trained.validation_samples == 0 and trained.train_samples == 600
+    assert trained.history[0].validation_loss is None and trained.threshold > 0
+
+
+def test_refuses_more_windows_than_fit_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lifecycle.elements import forecaster
+
+    monkeypatch.setattr(forecaster, "MAX_WINDOW_VALUES", 1000)
+    error = refusal(lambda: train_forecaster(correlated(300), None, ["flow", "pressure"], ["current"], 5, {}))
+    assert error.reason == "too_large" and "narrow the training interval" in error.message
