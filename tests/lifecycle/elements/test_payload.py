@@ -152,3 +152,41 @@ def test_payload_scorer_gives_the_training_code_numbers_in_process(forecaster: T
         np.testing.assert_allclose(detection.smoothed, expected, rtol=1e-3, atol=1e-5)
         assert detection.threshold == trained.threshold
         assert (detection.anomalous == (detection.smoothed > trained.threshold)).all()
+
+
+def test_the_payload_script_starts_model_server_as_the_runner_does(envelope: TrainedElement, tmp_path: Path) -> None:
+    """The runner's contract (docs/payload.md): copy the payload to a working directory, run its one
+    ``*.sh`` there with MAAS_PORT and MAAS_PYTHON, wait for endpoint.dat."""
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.model_server.conftest import free_port
+
+    payload = write_payload(envelope, tmp_path / "payload")
+    work = tmp_path / "instance"
+    shutil.copytree(payload, work)
+    scripts = list(work.glob("*.sh"))
+    assert len(scripts) == 1
+    port = free_port()
+    process = subprocess.Popen(["/bin/bash", scripts[0].name], cwd=work, start_new_session=True,
+                               env={**os.environ, "MAAS_PORT": str(port), "MAAS_PYTHON": sys.executable,
+                                    "MAAS_MODEL_NAME": "pump7-envelope", "MAAS_MODEL_VERSION": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (work / "endpoint.dat").exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "no endpoint.dat"
+            time.sleep(0.1)
+        endpoint = json.loads((work / "endpoint.dat").read_text())
+        answer = httpx.post(f"{endpoint['url']}/apply", json={"flow_rate": 40.0, "Speed": 1450.0, "pump7.pressure": 2.5},
+                            timeout=30).json()
+        expected = envelope.model.evaluate(np.array([[40.0, 1450.0, 2.5]]))[1][0]
+        assert answer["artifact"] == pytest.approx(expected, rel=1e-4)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        assert process.wait(30) == 0
