@@ -234,4 +234,5 @@ def create_app(settings: LifecycleSettings, *, upgrade: bool = True, hasher: Pas
     install_metrics(app)
     for module_name in ROUTERS:
         app.include_router(importlib.import_module(module_name).router)
+    importlib.import_module("lifecycle.console").install(app)  # the web console at / (its session cookie, pages)
     return app
