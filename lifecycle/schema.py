@@ -7,7 +7,7 @@ table module, add its import below and run ``python -m lifecycle.migrations.rege
 
 from __future__ import annotations
 
-from lifecycle import audit, auth, datasets, incidents, jobs, markups, models  # noqa: F401  (tables)
+from lifecycle import audit, auth, datasets, incidents, inference, jobs, markups, models  # noqa: F401  (tables)
 from lifecycle.db import Base
 
 metadata = Base.metadata

@@ -50,6 +50,7 @@ ROUTERS: list[str] = [
     "lifecycle.api.jobs",
     "lifecycle.api.audit",
     "lifecycle.api.incidents",
+    "lifecycle.api.inference",
 ]
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})

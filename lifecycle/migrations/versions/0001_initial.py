@@ -99,6 +99,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_incidents_start'), ['start'], unique=False)
         batch_op.create_index(batch_op.f('ix_incidents_status'), ['status'], unique=False)
 
+    op.create_table('inference_results',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('model', sa.String(length=100), nullable=False),
+    sa.Column('element', sa.String(length=100), nullable=False),
+    sa.Column('time', lifecycle.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('artifact', sa.Float(), nullable=True),
+    sa.Column('threshold', sa.Float(), nullable=False),
+    sa.Column('anomalous', sa.Boolean(), nullable=False),
+    sa.Column('counted', sa.Boolean(), nullable=False),
+    sa.Column('predictions', sa.JSON(), nullable=True),
+    sa.Column('run', sa.Integer(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_inference_results')),
+    sa.UniqueConstraint('model', 'element', 'time', name=op.f('uq_inference_results_model'))
+    )
+    with op.batch_alter_table('inference_results', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inference_results_model'), ['model'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inference_results_time'), ['time'], unique=False)
+
     op.create_table('jobs',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=50), nullable=False),
@@ -270,6 +288,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_jobs_model'))
 
     op.drop_table('jobs')
+    with op.batch_alter_table('inference_results', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inference_results_time'))
+        batch_op.drop_index(batch_op.f('ix_inference_results_model'))
+
+    op.drop_table('inference_results')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_incidents_status'))
         batch_op.drop_index(batch_op.f('ix_incidents_start'))
