@@ -190,3 +190,16 @@ def test_the_payload_script_starts_model_server_as_the_runner_does(envelope: Tra
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         assert process.wait(30) == 0
+
+
+@pytest.mark.parametrize("params", [{"algorithm": "linear"}, {"algorithm": "mlp", "activation": "tanh", "power": 1.0}])
+def test_other_forecasters_export_with_the_same_numbers(params: dict[str, Any], tmp_path: Path) -> None:
+    from lifecycle.elements.runner import PayloadScorer
+
+    trained = train_forecaster(telemetry(400, 6), None, ["Speed"], ["flow rate", "pump7.pressure"], 1, params,
+                               TrainingSettings(max_epochs=5, batch_size=32))
+    frame = telemetry(100, 7)
+    served = PayloadScorer(write_payload(trained, tmp_path / "p")).score(frame)
+    local = trained.model.score(frame)
+    np.testing.assert_allclose(served.predictions, local.predictions, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(served.artifact, local.artifact, rtol=1e-3, atol=1e-6)
