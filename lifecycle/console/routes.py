@@ -3,7 +3,7 @@
 * ``POST /api/v1/session {"token"}`` → sign in: sets the session cookie (see
   :mod:`lifecycle.console.session`) and answers ``{user, rights, csrf_token, expires}``; an unknown
   token is 401, audited as refused. ``GET /api/v1/session`` → the caller and its rights (with the
-  CSRF token when the call came with the cookie). ``DELETE /api/v1/session`` → sign out.
+  CSRF token when the call came with the cookie; ``{"user": null}`` without any credentials). ``DELETE /api/v1/session`` → sign out.
 * ``GET /api/v1/maas/overview`` → what ``maas_deploy -mo STATUS`` and ``-mo LIST`` show, read from
   ZooKeeper (``-zq``) through :class:`deploy_client.api.DeployClient`: per (model, version) the
   desired/running/ready instances, restarts, last error and the registered endpoints.
@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from lifecycle import audit
-from lifecycle.api.deps import PrincipalDep, SessionDep, ServiceState, StateDep, get_state
+from lifecycle.api.deps import PrincipalDep, SessionDep, ServiceState, StateDep, current_principal, get_state
 from lifecycle.console.downsample import MAX_BUCKETS, minmax
 from lifecycle.console.session import COOKIE, Claims, SessionKeeper
 from lifecycle.errors import InvalidInput, Unauthenticated, Unavailable
@@ -60,8 +60,13 @@ def sign_in(body: SignIn, request: Request, response: Response, session: Session
 
 
 @router.get("/session", name="session.show")
-def show_session(request: Request, who: PrincipalDep, state: StateDep) -> dict[str, Any]:
+def show_session(request: Request, state: StateDep) -> dict[str, Any]:
+    """The caller; ``{"user": null}`` (200) when the call has neither a session nor a bearer token,
+    so a page can ask whether it is signed in without provoking an error."""
     claims: Claims | None = getattr(request.state, "console_session", None)
+    if claims is None and not request.headers.get("authorization"):
+        return {"user": None, "rights": [], "via": None, "csrf_token": None, "expires": None}
+    who = current_principal(request)
     out: dict[str, Any] = {"user": who.name, "rights": sorted(who.rights), "via": "bearer",
                            "csrf_token": None, "expires": None}
     if claims is not None:
