@@ -264,6 +264,10 @@ class MaasBackend:
             out[e.name] = GatewayScorer(self._gateway, name, version, metadata)
         return out
 
+    def gateway_stats(self) -> dict[str, int]:
+        """The gateway's counters (rows asked for, batches sent, cache hits, failures …)."""
+        return dict(self._gateway.stats) if self._gateway is not None else {}
+
     def stop(self, model: str) -> None:
         from maas.errors import MaasError
 
