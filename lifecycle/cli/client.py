@@ -673,6 +673,114 @@ def audit(ctx: Ctx, obj: str | None, object_type: str | None, actor: str | None,
     emit(ctx, data, human)
 
 
+# -- incidents -----------------------------------------------------------------------------------
+
+INCIDENT_COLUMNS = [("id", "id"), ("model", "model"), ("element", "element"), ("start", "start"), ("end", "end"),
+                    ("status", "status"), ("cause", "cause"), ("top", "top tags"), ("production", "prod")]
+
+
+def _incident_row(i: dict[str, Any]) -> dict[str, Any]:
+    return {**i, "end": i.get("end") or "open", "top": [t.get("tag") for t in (i.get("top_tags") or [])[:3]]}
+
+
+def _incident_filters(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for decorator in reversed([
+        click.option("--model"), click.option("--element"), click.option("--status"),
+        click.option("--from", "start", help="Incidents overlapping [from, to), ISO 8601"),
+        click.option("--to", "end"),
+        click.option("--production/--test", "production", default=None,
+                     help="Only incidents of PUBLISHED models / of the others"),
+        click.option("--group", type=int, help="Only this group of similar incidents"),
+    ]):
+        fn = decorator(fn)
+    return fn
+
+
+def _filters(model: str | None, element: str | None, status: str | None, start: str | None, end: str | None,
+             production: bool | None, group: int | None) -> dict[str, Any]:
+    return {"model": model, "element": element, "status": status, "from": start, "to": end, "group": group,
+            "production": None if production is None else str(production).lower()}
+
+
+@cli.command(context_settings=CONTEXT)
+@_incident_filters
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@pass_ctx
+def incidents(ctx: Ctx, limit: int, **filters: Any) -> None:
+    """List incidents, newest first."""
+    data = ctx.api.get("/incidents", limit=limit, **_filters(**filters))
+    emit(ctx, data, lambda d: table([_incident_row(i) for i in d["incidents"]], INCIDENT_COLUMNS))
+
+
+@cli.group(context_settings=CONTEXT)
+def incident() -> None:
+    """One incident: show, triage, export; the statuses an incident may have."""
+
+
+@incident.command("show", context_settings=CONTEXT)
+@click.argument("incident_id", type=int)
+@pass_ctx
+def incident_show(ctx: Ctx, incident_id: int) -> None:
+    emit(ctx, ctx.api.get(f"/incidents/{incident_id}"), lambda i: fields(i, list(i)))
+
+
+@incident.command("triage", context_settings=CONTEXT)
+@click.argument("incident_id", type=int)
+@click.option("--status")
+@click.option("--cause")
+@click.option("--opinion", help="The expert's opinion")
+@click.option("--note")
+@pass_ctx
+def incident_triage(ctx: Ctx, incident_id: int, status: str | None, cause: str | None, opinion: str | None,
+                    note: str | None) -> None:
+    """Set an incident's status, cause, opinion or note (the right 'incidents.edit')."""
+    body = {k: v for k, v in (("status", status), ("cause", cause), ("opinion", opinion), ("note", note))
+            if v is not None}
+    if not body:
+        raise click.UsageError("nothing to change: give --status, --cause, --opinion or --note")
+    emit(ctx, ctx.api.patch(f"/incidents/{incident_id}", body),
+         lambda i: f"incident {i['id']}: {i['status']}" + (f", cause {i['cause']}" if i.get("cause") else ""))
+
+
+@incident.command("export", context_settings=CONTEXT)
+@_incident_filters
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Default: incidents.FORMAT")
+@pass_ctx
+def incident_export(ctx: Ctx, fmt: str, output: Path | None, **filters: Any) -> None:
+    """Write every matching incident to a CSV or JSON file."""
+    path = output or Path(f"incidents.{fmt}")
+    params = {k: v for k, v in _filters(**filters).items() if v is not None}
+    with open(path, "wb") as fh:
+        size = ctx.api.download("/incidents/export", fh, format=fmt, **params)
+    emit(ctx, {"file": str(path), "bytes": size}, lambda d: f"wrote {path} ({size} bytes)")
+
+
+@incident.command("statuses", context_settings=CONTEXT)
+@pass_ctx
+def incident_statuses(ctx: Ctx) -> None:
+    """The statuses an incident may have."""
+    emit(ctx, ctx.api.get("/incident-statuses"), lambda d: table(
+        d["statuses"], [("name", "status"), ("builtin", "built-in"), ("created_by", "added by")]))
+
+
+@incident.command("add-status", context_settings=CONTEXT)
+@click.argument("name")
+@pass_ctx
+def incident_add_status(ctx: Ctx, name: str) -> None:
+    """Add an incident status (the right 'admin')."""
+    emit(ctx, ctx.api.post("/incident-statuses", {"name": name}), lambda d: f"added incident status {name}")
+
+
+@incident.command("remove-status", context_settings=CONTEXT)
+@click.argument("name")
+@pass_ctx
+def incident_remove_status(ctx: Ctx, name: str) -> None:
+    """Remove an added incident status no incident uses (the right 'admin')."""
+    ctx.api.delete(f"/incident-statuses/{name}")
+    emit(ctx, {"removed": name}, lambda d: f"removed incident status {name}")
+
+
 # -- users and roles -----------------------------------------------------------------------------
 
 @cli.command(context_settings=CONTEXT)

@@ -261,3 +261,19 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "published model pump7: PUBLISHED" in done.stdout
     assert re.search(r"admin\s+models\.publish\s+pump7\s+READY_FOR_PUBLICATION\s+PUBLISHED\s+ok", done.stdout)
+
+
+def test_incident_commands(cli, service: Service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    code, out, _ = cli("incidents")
+    assert code == 0 and out.split()[:3] == ["ID", "MODEL", "ELEMENT"]
+    assert cli("incident", "add-status", "Sent to maintenance")[0] == 0
+    code, out, _ = cli("incident", "statuses")
+    assert "Under review" in out and "Sent to maintenance" in out
+    code, _out, err = cli("incident", "triage", "999", "--status", "Ignore")
+    assert code == 4, err
+    code, _out, err = cli("incident", "triage", "999")
+    assert code == 2 and "nothing to change" in err
+    target = tmp_path / "incidents.csv"
+    code, out, _ = cli("incident", "export", "--model", "pump7", "-o", str(target))
+    assert code == 0 and target.read_text().startswith("id,")
+    assert cli("incident", "remove-status", "Sent to maintenance")[0] == 0
