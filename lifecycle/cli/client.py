@@ -608,6 +608,52 @@ def train(ctx: Ctx, model: str, elements: tuple[str, ...], wait: bool, wait_time
     emit(ctx, job, lambda j: show_job(j) + f"\nmodel {model}: {status}")
 
 
+@cli.command(context_settings=CONTEXT)
+@click.argument("model")
+@click.option("--dataset", required=True, help="Run historical inference over this dataset")
+@click.option("--from", "start", required=True, help="ISO 8601, inclusive")
+@click.option("--to", "end", required=True, help="ISO 8601, exclusive")
+@click.option("--wait/--no-wait", default=False, help="Wait for the job to end")
+@click.option("--wait-timeout", type=float, default=3600.0, show_default=True)
+@pass_ctx
+def infer(ctx: Ctx, model: str, dataset: str, start: str, end: str, wait: bool, wait_timeout: float) -> None:
+    """Queue historical inference of MODEL over a dataset's [from, to) (registers incidents)."""
+    job = ctx.api.post(f"/models/{model}/inference", {"mode": "historical", "dataset": dataset, "from": start,
+                                                      "to": end})
+    if wait:
+        job = wait_for_job(ctx, job, wait_timeout)
+    emit(ctx, job, lambda j: f"job {j['id']}: inference of {model} {j['state']}")
+
+
+@cli.command("infer-stop", context_settings=CONTEXT)
+@click.argument("model")
+@pass_ctx
+def infer_stop(ctx: Ctx, model: str) -> None:
+    """Stop MODEL's inference: cancel its inference jobs and remove its instances."""
+    emit(ctx, ctx.api.delete(f"/models/{model}/inference"), lambda d: f"stopped inference of {model}")
+
+
+RESULT_COLUMNS = [("time", "time"), ("element", "element"), ("artifact", "artifact"), ("threshold", "threshold"),
+                  ("anomalous", "anomalous")]
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("model")
+@click.option("--element")
+@click.option("--from", "start", help="ISO 8601")
+@click.option("--to", "end", help="ISO 8601")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option("--cursor", help="The 'next' of the previous page")
+@pass_ctx
+def results(ctx: Ctx, model: str, element: str | None, start: str | None, end: str | None, limit: int,
+            cursor: str | None) -> None:
+    """Inference results per grid point: artifact, threshold, anomalous."""
+    data = ctx.api.get(f"/models/{model}/results", element=element, limit=limit, cursor=cursor,
+                       **{"from": start, "to": end})
+    emit(ctx, data, lambda d: table(d["points"], RESULT_COLUMNS)
+         + (f"\n(more: --cursor {d['next']})" if d.get("next") else ""))
+
+
 JOB_COLUMNS = [("id", "id"), ("kind", "kind"), ("model", "model"), ("state", "state"), ("created_by", "by"),
                ("created_at", "created"), ("ended_at", "ended"), ("error", "error")]
 

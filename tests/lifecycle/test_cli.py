@@ -230,6 +230,15 @@ def test_dataset_markup_training_with_a_real_worker(cli, tmp_path: Path) -> None
     assert trained["training_status"] == "trained" and trained["artifact"]["sha256"]
     code, out, _ = cli("jobs", "--model", "pump7")
     assert code == 0 and re.search(r"\btrain\s+pump7\s+done\b", out)
+    # historical inference over the same data (in process: no MaaS cluster configured)
+    assert cli("prepare", "pump7")[0] == 0 and cli("publish", "pump7")[0] == 0
+    code, out, err = cli("infer", "pump7", "--dataset", "pump7-march", "--from", "2026-03-01T00:00:00Z",
+                         "--to", "2026-03-01T02:00:00Z", "--wait", "--wait-timeout", "300")
+    assert code == 0, out + err
+    code, out, err = cli("--json", "results", "pump7", "--element", "pressure", "--limit", "5")
+    assert code == 0, err
+    points = json.loads(out)["points"]
+    assert len(points) == 5 and all(p["element"] == "pressure" for p in points)
     # a model that cannot be trained: the job fails and --wait says why (exit 7)
     assert cli("create", "bad")[0] == 0
     assert cli("element", "add", "bad", "e", "--kind", "forecaster", "--input", "Flow", "--output", "Nope",
