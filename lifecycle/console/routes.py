@@ -10,6 +10,8 @@
   ``{"configured": false}`` when the service runs without ``-zq``; 503 when ZooKeeper cannot be read.
 * ``GET /api/v1/datasets/{name}/series?tag=&from=&to=&buckets=`` → a tag of a dataset downsampled
   min/max per bucket (:mod:`lifecycle.console.downsample`) for charts over millions of points.
+* ``GET /api/v1/models/{m}/results/series?element=&tag=&from=&to=&buckets=`` → the same for an
+  element's inference results: its artifact, threshold and predictions of the ``tag`` outputs.
 """
 
 from __future__ import annotations
@@ -189,3 +191,51 @@ def dataset_series(name: str, session: SessionDep, _: PrincipalDep, request: Req
     end = np.nextafter(hi, np.inf)  # the range is inclusive of its last sample
     series = {t: minmax(times, frame[t].to_numpy(), lo, end, buckets).to_json() for t in tag}
     return {"dataset": name, "from": _iso(lo), "to": _iso(hi), "buckets": buckets, "series": series}
+
+
+# -- downsampled inference results of an element -------------------------------------------------
+
+@router.get("/models/{m}/results/series", name="models.results.series")
+def results_series(m: str, session: SessionDep, _: PrincipalDep,
+                   element: str = Query(..., min_length=1, max_length=100),
+                   tag: list[str] = Query(default_factory=list, max_length=20,
+                                          description="Predicted output tags to include"),
+                   from_: dt.datetime | None = Query(None, alias="from"),
+                   to: dt.datetime | None = None,
+                   buckets: int = Query(1000, ge=1, le=MAX_BUCKETS)) -> dict[str, Any]:
+    """The element's artifact, threshold and (for ``tag``) predictions over ``[from, to]``, each
+    downsampled min/max per bucket like :func:`dataset_series`; ``null`` series when there are no
+    results. The range defaults to the element's stored results."""
+    from sqlalchemy import func, select
+
+    from lifecycle import models
+    from lifecycle.inference import InferenceResult as R
+
+    model = models.get(session, m)
+    if element not in {e.name for e in model.elements}:
+        raise InvalidInput(f"model {m!r} has no element {element!r}", field="element")
+    where = (R.model == m, R.element == element)
+    lo_t, hi_t = session.execute(select(func.min(R.time), func.max(R.time)).where(*where)).one()
+    lo = _epoch(from_) if from_ is not None else _epoch(lo_t)
+    hi = _epoch(to) if to is not None else _epoch(hi_t)
+    if lo is None or hi is None:
+        return {"model": m, "element": element, "from": None, "to": None, "buckets": buckets, "series": {}}
+    if hi <= lo:
+        if to is not None or from_ is not None:
+            raise InvalidInput("'to' must be after 'from'", field="to")
+        hi = lo + 1.0
+    columns = [R.time, R.artifact, R.threshold] + ([R.predictions] if tag else [])
+    rows = session.execute(select(*columns).where(
+        *where, R.time >= dt.datetime.fromtimestamp(lo, dt.timezone.utc),
+        R.time <= dt.datetime.fromtimestamp(hi, dt.timezone.utc)).order_by(R.time)).all()
+    times = np.fromiter((_epoch(r[0]) for r in rows), dtype="float64", count=len(rows))
+    artifact = np.fromiter((np.nan if r[1] is None else r[1] for r in rows), dtype="float64", count=len(rows))
+    threshold = np.fromiter((r[2] for r in rows), dtype="float64", count=len(rows))
+    end = np.nextafter(hi, np.inf)
+    series: dict[str, Any] = {"artifact": minmax(times, artifact, lo, end, buckets).to_json(),
+                              "threshold": minmax(times, threshold, lo, end, buckets).to_json()}
+    for t in tag:
+        values = np.fromiter((np.nan if not r[3] or r[3].get(t) is None else r[3][t] for r in rows),
+                             dtype="float64", count=len(rows))
+        series[f"predicted:{t}"] = minmax(times, values, lo, end, buckets).to_json()
+    return {"model": m, "element": element, "from": _iso(lo), "to": _iso(hi), "buckets": buckets, "series": series}

@@ -120,7 +120,7 @@ function elementForm(m) {
   return form;
 }
 
-function modelActions(m) {
+function modelActions(m, datasets) {
   const name = encodeURIComponent(m.name);
   const s = m.status;
   const buttons = [];
@@ -153,13 +153,38 @@ function modelActions(m) {
     } }, "Clone"));
   }
   buttons.push(h("a", { href: `#/monitor?model=${name}` }, "Monitoring"), h("a", { href: `#/incidents?model=${name}` }, "Incidents"));
-  return h("div", { class: "actions", id: "model-actions" }, buttons);
+  const box = h("div", { id: "model-actions" }, h("div", { class: "actions" }, buttons));
+  if (["TRAINED", "PUBLISHED"].includes(s) && can("models.infer")) box.append(inferenceForm(m, datasets));
+  return box;
+}
+
+function inferenceForm(m, datasets) {
+  const name = encodeURIComponent(m.name);
+  const local = (iso) => (iso ? iso.replace(/(\.\d+)?Z$/, "") : "");
+  const from = h("input", { name: "from", type: "datetime-local", step: 1, required: true });
+  const to = h("input", { name: "to", type: "datetime-local", step: 1, required: true });
+  const pick = h("select", { name: "dataset", required: true }, datasets.map((d) => h("option", { value: d.name }, d.name)));
+  const fill = () => { const d = datasets.find((x) => x.name === pick.value); if (d) { from.value = local(d.start); to.value = local(d.end); } };
+  pick.addEventListener("change", fill); fill();
+  const form = h("form", { class: "inline", id: "inference-form" }, h("label", {}, "Dataset", pick),
+    h("label", {}, "From (UTC)", from), h("label", {}, "To (UTC)", to),
+    h("button", { type: "submit", id: "action-infer", disabled: !datasets.length }, "Run historical inference"),
+    h("button", { type: "button", id: "action-stop-inference", onclick: async () => {
+      if (await confirmAction(`Stop the inference of ${m.name}?`)) await act(() => api("DELETE", `/models/${name}/inference`), "Inference stopped");
+    } }, "Stop inference"));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { mode: "historical", dataset: pick.value, from: `${from.value}Z`, to: `${to.value}Z` };
+    const job = await act(() => api("POST", `/models/${name}/inference`, body), "Inference queued");
+    if (job) location.hash = `#/jobs/${job.id}`;
+  });
+  return h("div", {}, h("h2", {}, "Inference"), form);
 }
 
 async function modelPage(nameParam) {
   const name = decodeURIComponent(nameParam);
-  const [m, hist] = await Promise.all([get(`/models/${encodeURIComponent(name)}`),
-    get(`/audit${query({ object: name, type: "model", limit: 200 })}`)]);
+  const [m, hist, ds] = await Promise.all([get(`/models/${encodeURIComponent(name)}`),
+    get(`/audit${query({ object: name, type: "model", limit: 200 })}`), get("/datasets")]);
   const elements = m.elements || [];
   const editable = ["DRAFT", "TRAINED"].includes(m.status) && can("models.edit");
   const elRows = elements.map((e) => [e.name, e.kind, (e.inputs || []).join(", "), (e.outputs || []).join(", ") || "–",
@@ -184,7 +209,7 @@ async function modelPage(nameParam) {
         h("dt", {}, "Prepared"), h("dd", {}, m.prepared_by ? `${m.prepared_by}, ${fmt(m.prepared)}` : "–"),
         h("dt", {}, "Published"), h("dd", {}, m.published_by ? `${m.published_by}, ${fmt(m.published)}` : "–"),
         h("dt", {}, "sha256"), h("dd", {}, m.sha256 || "–"))),
-      h("div", { class: "card" }, h("h2", {}, "Actions"), modelActions(m))),
+      h("div", { class: "card" }, h("h2", {}, "Actions"), modelActions(m, ds.datasets || []))),
     h("h2", {}, "Elements"),
     table(["Element", "Kind", "Inputs", "Outputs", "Training", "Trained", ""], elRows, [3, 5]),
     editable ? elementForm(m) : "",
@@ -208,7 +233,7 @@ async function jobsPage() {
 
 async function jobPage(id) {
   let chart = null; let chartElement = null;
-  const progressBar = h("div", { style: "width:0%" });
+  const progressBar = h("div", { id: "job-progress" });  // width set through the CSSOM (the CSP refuses style attributes)
   const info = h("dl", { class: "kv", id: "job-info" });
   const chartDiv = h("div", { class: "chart", id: "job-loss" });
   const results = h("div");
@@ -242,47 +267,88 @@ async function jobPage(id) {
 }
 
 // -- monitoring -----------------------------------------------------------------------------------
+// Tag values of a dataset and, for a model's element with inference results, its predictions, its
+// artifact and threshold; incidents as red spans. Both charts zoom together; every zoom asks the
+// server for that range reduced to the minimum and maximum per pixel column.
 async function monitorPage(params) {
   const datasets = (await get("/datasets")).datasets || [];
   const models = (await get("/models")).models || [];
+  const elementSelect = h("select", { name: "element", id: "monitor-element" }, h("option", { value: "" }, "–"));
+  const modelSelect = h("select", { name: "model", id: "monitor-model" }, h("option", { value: "" }, "–"),
+    models.map((m) => h("option", { value: m.name, selected: m.name === params.get("model") }, m.name)));
+  let elements = [];
+  async function fillElements() {
+    elements = modelSelect.value ? ((await get(`/models/${encodeURIComponent(modelSelect.value)}`)).elements || []) : [];
+    elementSelect.replaceChildren(h("option", { value: "" }, "–"),
+      ...elements.map((e) => h("option", { value: e.name, selected: e.name === params.get("element") }, `${e.name} (${e.kind})`)));
+  }
+  modelSelect.addEventListener("change", () => { params.delete("element"); fillElements(); });
   const form = h("form", { class: "filters card", id: "monitor-form" },
     h("label", {}, "Dataset", h("select", { name: "dataset", id: "monitor-dataset" }, datasets.map((d) => h("option", { value: d.name, selected: d.name === params.get("dataset") }, d.name)))),
-    h("label", {}, "Tags (comma separated; empty: all)", h("input", { name: "tags", value: params.get("tags") || "" })),
-    h("label", {}, "Incidents of model", h("select", { name: "model" }, h("option", { value: "" }, "–"),
-      models.map((m) => h("option", { value: m.name, selected: m.name === params.get("model") }, m.name)))),
+    h("label", {}, "Tags (comma separated; empty: the element's or the first 8)", h("input", { name: "tags", value: params.get("tags") || "" })),
+    h("label", {}, "Model", modelSelect), h("label", {}, "Element", elementSelect),
     h("button", { class: "primary", type: "submit" }, "Show"),
     h("button", { type: "button", id: "zoom-reset" }, "Whole range"));
   const chartDiv = h("div", { class: "chart", id: "monitor-chart" });
+  const artifactDiv = h("div", { class: "chart", id: "artifact-chart" });
   const status = h("p", { class: "muted", id: "monitor-status" }, datasets.length ? "" : "No dataset yet: upload one (maas_model dataset upload).");
-  page("Monitoring", form, h("div", { class: "card" }, chartDiv, status,
-    h("p", { class: "muted" }, "Drag across the chart to zoom in, double-click or 'Whole range' to zoom out. Values are reduced on the server to the minimum and maximum per pixel column; red spans are incidents.")));
-  let chart = null; let req = 0;
+  const artifactStatus = h("p", { class: "muted", id: "artifact-status" });
+  page("Monitoring", form, h("div", { class: "card" }, h("h2", {}, "Tag values and predictions"), chartDiv, status),
+    h("div", { class: "card" }, h("h2", {}, "Artifact and threshold"), artifactDiv, artifactStatus),
+    h("p", { class: "muted" }, "Drag across a chart to zoom in; double-click or 'Whole range' to zoom out. Red spans are incidents."));
+  await fillElements();
+  const charts = {};
+  function chartIn(key, div, labels, load) {
+    const id = labels.join("\u0000");
+    if (!charts[key] || charts[key].id !== id) {
+      if (charts[key]) charts[key].destroy();
+      div.replaceChildren();
+      charts[key] = timeChart(div, { labels, height: key === "tags" ? 320 : 220, onZoom: (a, b) => load(a, b), onReset: () => load() });
+      charts[key].id = id;
+    }
+    return charts[key];
+  }
+  cleanup.push(() => Object.values(charts).forEach((c) => c.destroy()));
+  let req = 0;
+  const iso = (s) => (s ? new Date(s * 1000).toISOString() : undefined);
   async function load(from, to) {
     const f = formData(form);
     const d = datasets.find((x) => x.name === f.dataset);
     if (!d) return;
-    const tags = f.tags ? f.tags.split(",").map((s) => s.trim()).filter(Boolean) : d.tags.slice(0, 8);
+    const el = elements.find((e) => e.name === f.element);
+    const own = el ? [...new Set([...(el.inputs || []), ...(el.outputs || [])])].filter((t) => d.tags.includes(t)) : [];
+    const tags = f.tags ? f.tags.split(",").map((s) => s.trim()).filter(Boolean) : (own.length ? own : d.tags.slice(0, 8));
+    const predicted = el ? (el.outputs || []).filter((t) => tags.includes(t)) : [];
     const buckets = Math.min(Math.max(Math.round(chartDiv.clientWidth || 1000), 100), 4000);
     const mine = ++req;
     const t0 = performance.now();
-    const s = await act(() => get(`/datasets/${encodeURIComponent(d.name)}/series${query({ tag: tags, buckets,
-      from: from ? new Date(from * 1000).toISOString() : undefined, to: to ? new Date(to * 1000).toISOString() : undefined })}`));
+    const [s, r] = await Promise.all([
+      act(() => get(`/datasets/${encodeURIComponent(d.name)}/series${query({ tag: tags, buckets, from: iso(from), to: iso(to) })}`)),
+      el ? act(() => get(`/models/${encodeURIComponent(f.model)}/results/series${query({ element: el.name, tag: predicted, buckets,
+        from: iso(from) || d.start, to: iso(to) || d.end })}`)) : null]);
     if (!s || mine !== req) return;
-    if (!chart || chart.tags !== tags.join("\u0000")) {
-      if (chart) chart.destroy();
-      chartDiv.replaceChildren();
-      chart = timeChart(chartDiv, { labels: tags, height: 320, onZoom: (a, b) => load(a, b), onReset: () => load() });
-      chart.tags = tags.join("\u0000");
-      cleanup.push(() => chart && chart.destroy());
-    }
-    chart.setData(tags.map((t) => [s.series[t].times, s.series[t].values]));
+    const rs = (r && r.series) || {};
+    const labels = tags.concat(predicted.filter((t) => rs[`predicted:${t}`]).map((t) => `${t} (predicted)`));
+    const tables = tags.map((t) => [s.series[t].times, s.series[t].values])
+      .concat(predicted.filter((t) => rs[`predicted:${t}`]).map((t) => [rs[`predicted:${t}`].times, rs[`predicted:${t}`].values]));
+    const tagChart = chartIn("tags", chartDiv, labels, load);
+    tagChart.setData(tables);
     let markers = [];
     if (f.model) {
-      const inc = await get(`/incidents${query({ model: f.model, from: s.from, to: s.to, limit: 1000 })}`);
-      markers = (inc.incidents || []).map((i) => ({ from: Date.parse(i.start) / 1000, to: i.end ? Date.parse(i.end) / 1000 : Date.parse(s.to) / 1000 }));
-      chart.setThresholds([]);
+      const inc = await get(`/incidents${query({ model: f.model, element: f.element, from: s.from, to: s.to, limit: 1000 })}`);
+      markers = (inc.incidents || []).map((i) => ({ id: i.id, from: Date.parse(i.start) / 1000, to: i.end ? Date.parse(i.end) / 1000 : Date.parse(s.to) / 1000 }));
     }
-    chart.setMarkers(markers);
+    tagChart.setMarkers(markers);
+    if (rs.artifact && rs.artifact.points_in) {
+      const ac = chartIn("artifact", artifactDiv, ["artifact", "threshold"], load);
+      ac.setData([[rs.artifact.times, rs.artifact.values], [rs.threshold.times, rs.threshold.values]]);
+      ac.plot.setScale("x", { min: Date.parse(s.from) / 1000, max: Date.parse(s.to) / 1000 });
+      ac.setMarkers(markers);
+      artifactStatus.textContent = `${el.name}: ${rs.artifact.points_in.toLocaleString()} result points shown as ${rs.artifact.points_out.toLocaleString()}`;
+      artifactDiv.dataset.rendered = String(mine);
+    } else {
+      artifactStatus.textContent = el ? `No inference results of ${el.name} in this range.` : "Choose a model and an element to see its artifact.";
+    }
     const pin = tags.reduce((a, t) => a + s.series[t].points_in, 0);
     const pout = tags.reduce((a, t) => a + s.series[t].points_out, 0);
     status.textContent = `${fmt(s.from)} – ${fmt(s.to)}: ${pin.toLocaleString()} points shown as ${pout.toLocaleString()}, ${markers.length} incidents (${Math.round(performance.now() - t0)} ms)`;
