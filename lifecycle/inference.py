@@ -509,23 +509,124 @@ def results_page(session: Session, model: str, *, element: str | None = None, st
             "next": f"{_iso(page[-1].time)}~{page[-1].id}" if len(found) > limit else None}
 
 
-def stop(session: Session, who: Caller, model_name: str, services: Mapping[str, Any]) -> dict[str, Any]:
-    """Cancel the model's queued or running inference jobs and remove its element instances."""
+def stop(session: Session, who: Caller, model_name: str, services: dict[str, Any]) -> dict[str, Any]:
+    """Cancel the model's queued or running inference jobs, end its stream, remove its instances."""
     model = models.get(session, model_name)
     cancelled = []
     for j in jobs.list_jobs(session, model=model_name, kind=JOB_KIND, limit=1000):
         if j.state in ("queued", "running"):
             jobs.cancel(session, j.id)
             cancelled.append(j.id)
+    ended = _sessions(services).close(model_name)
     try:
+        if ended is not None:
+            with ended.lock:
+                _record_stream_events(session, ended, ended.stream.flush(), services)
         backend_of(services).stop(model_name)
+        backend_of(services).stop(stream_key(model_name))
     except LifecycleError:
         raise
     except Exception as exc:
         raise Unavailable(f"removing the instances of {model_name!r}: {exc}") from exc
     audit.record(session, actor=who.name, action="models.infer_stop", object_type="model", object_name=model_name,
-                 status_before=model.status, status_after=model.status, detail={"cancelled": cancelled})
-    return {"model": model_name, "cancelled": cancelled}
+                 status_before=model.status, status_after=model.status,
+                 detail={"cancelled": cancelled, "stream": ended is not None})
+    return {"model": model_name, "cancelled": cancelled, "stream_ended": ended is not None}
+
+
+# -- streams ---------------------------------------------------------------------------------------
+
+def stream_key(model: str) -> str:
+    """The backend key of a model's stream (its own instances, apart from historical runs')."""
+    return f"{model}.stream"
+
+
+def _sessions(services: dict[str, Any]) -> Any:
+    from lifecycle.streaming import StreamSessions
+
+    return services.setdefault("streams", StreamSessions())
+
+
+def _open_stream(session: Session, model_name: str, services: dict[str, Any]) -> tuple[Any, bool]:
+    from lifecycle.streaming import ModelStream
+
+    def make(run: int) -> ModelStream:
+        snap = _snapshot(session, model_name)
+        step = _stream_step(session, snap)
+        trained = [e for e in snap.elements if e.kind != "rule"]
+        missing = [e.name for e in trained if not e.payload_path]
+        if missing:
+            raise Conflict(f"element(s) {', '.join(missing)} have no trained payload", field="elements")
+        scorers = backend_of(services).start(stream_key(model_name), trained) if trained else {}
+        return ModelStream(model_name, snap.elements, scorers, step_s=step,
+                           inference_markups=snap.inference_markups, production=snap.production,
+                           clock=lambda: dt.datetime.now(dt.timezone.utc))
+
+    return _sessions(services).open(model_name, make)
+
+
+def _stream_step(session: Session, snap: "_Snapshot") -> float:
+    """The grid step of a stream: that of the elements' training dataset."""
+    from lifecycle.datasets import DatasetRecord
+
+    for e in snap.elements:
+        name = e.artifact.get("dataset")
+        if name:
+            rec = session.scalar(select(DatasetRecord).where(DatasetRecord.name == name))
+            if rec is not None and rec.grid_step_s:
+                return float(rec.grid_step_s)
+    raise Conflict("the grid step of the stream is unknown: no element was trained on a dataset with one",
+                   field="grid_step_s")
+
+
+def start_stream(session: Session, who: Caller, model_name: str, services: dict[str, Any]) -> dict[str, Any]:
+    """Start the model's stream (TRAINED or PUBLISHED); audited."""
+    model = models.get(session, model_name)
+    if model.status not in INFERABLE:
+        raise Conflict(f"model {model_name!r} is {model.status}: inference runs on TRAINED or PUBLISHED models only",
+                       field="status")
+    stream, made = _open_stream(session, model_name, services)
+    if not made:
+        raise Conflict(f"model {model_name!r} streams already (DELETE …/inference ends it)", field="mode")
+    audit.record(session, actor=who.name, action="models.infer", object_type="model", object_name=model_name,
+                 status_before=model.status, status_after=model.status, detail={"mode": "streaming", "run": stream.run})
+    return {"model": model_name, "mode": "streaming", "run": stream.run, "step_s": stream.stream.step}
+
+
+def _record_stream_events(session: Session, stream: Any, events: Sequence[Event], services: dict[str, Any]) -> None:
+    for event in events:
+        incidents.apply_event(session, event, source="streaming", run=stream.run)
+    n = notifier_of(services)
+    for event in events:
+        n.notify(event)
+
+
+def feed_stream(session: Session, who: Caller, model_name: str, lines: Sequence[str],
+                services: dict[str, Any]) -> dict[str, Any]:
+    """Feed ``lines`` to the model's stream (started when it is not running); what they caused."""
+    model = models.get(session, model_name)
+    if model.status not in INFERABLE:
+        raise Conflict(f"model {model_name!r} is {model.status}: inference runs on TRAINED or PUBLISHED models only",
+                       field="status")
+    stream, made = _open_stream(session, model_name, services)
+    if made:
+        audit.record(session, actor=who.name, action="models.infer", object_type="model", object_name=model_name,
+                     status_before=model.status, status_after=model.status,
+                     detail={"mode": "streaming", "run": stream.run})
+    with stream.lock:
+        s = stream.stream
+        before_points = s.report.points
+        s.report.take_errors()
+        first = s.report.lines + 1
+        events: list[Event] = []
+        for k, text in enumerate(lines):
+            events.extend(s.feed(first + k, text))
+        events.extend(s.flush())
+        _record_stream_events(session, stream, events, services)
+        errors = s.report.take_errors()
+        return {"model": model_name, "run": stream.run, "lines": len(lines), "points": s.report.points - before_points,
+                "bad_lines": len(errors), "errors": [e.to_json() for e in errors],
+                "events": [e.to_json() for e in events], "total": s.report.to_json()}
 
 
 jobs.register_handler(JOB_KIND, run_inference)

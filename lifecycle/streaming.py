@@ -140,14 +140,20 @@ class _ElementStream:
 
 @dataclass
 class StreamReport:
+    """Counts since the stream started; ``errors`` holds the refused lines not yet taken (:meth:`take_errors`)."""
+
     lines: int = 0
     points: int = 0
+    bad_lines: int = 0
+    incidents: int = 0
     errors: list[LineError] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
+
+    def take_errors(self) -> list[LineError]:
+        out, self.errors = self.errors, []
+        return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"lines": self.lines, "points": self.points, "bad_lines": len(self.errors),
-                "incidents": sum(1 for e in self.events if e.kind == "opened")}
+        return {"lines": self.lines, "points": self.points, "bad_lines": self.bad_lines, "incidents": self.incidents}
 
 
 class ModelStream:
@@ -184,6 +190,7 @@ class ModelStream:
                 raise InvalidInput(f"time {t.isoformat()} is not after the previous point's", field="time")
         except InvalidInput as exc:
             self.report.errors.append(LineError(line_no, exc.message, exc.field))
+            self.report.bad_lines += 1
             return []
         self._last = t
         self._pending.append((t, values))
@@ -202,7 +209,7 @@ class ModelStream:
             events.extend(element.push(chunk, indicator))
         events.sort(key=lambda e: (e.at, e.incident.element))
         self.report.points += len(chunk)
-        self.report.events.extend(events)
+        self.report.incidents += sum(1 for e in events if e.kind == "opened")
         return events
 
     def run(self, lines: Iterable[str]) -> Iterator[Event]:
@@ -219,3 +226,57 @@ def _condition_tags(spec: Any) -> set[str]:
         return set(markup_eval.condition_names(condition))
     except Exception:
         return set()
+
+
+# -- streams kept by the service ---------------------------------------------------------------------
+
+#: Streams one service process runs at once.
+MAX_STREAMS = 8
+
+
+@dataclass
+class StreamSession:
+    model: str
+    run: int
+    stream: ModelStream
+    lock: Any
+
+
+class StreamSessions:
+    """The streaming inferences of one service process, by model (at most :data:`MAX_STREAMS`)."""
+
+    def __init__(self, cap: int = MAX_STREAMS) -> None:
+        import threading
+
+        self.cap = cap
+        self._lock = threading.Lock()
+        self._by_model: dict[str, StreamSession] = {}
+
+    def get(self, model: str) -> StreamSession | None:
+        with self._lock:
+            return self._by_model.get(model)
+
+    def open(self, model: str, make: Any) -> tuple[StreamSession, bool]:
+        """The model's stream, made by ``make(run)`` when there is none; (session, made)."""
+        import threading
+
+        from lifecycle.errors import Conflict
+
+        with self._lock:
+            found = self._by_model.get(model)
+            if found is not None:
+                return found, False
+            if len(self._by_model) >= self.cap:
+                raise Conflict(f"{self.cap} streams run already (the cap); stop one first", field="model")
+            run = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000) % (2**31 - 1)
+            session = StreamSession(model, run, make(run), threading.Lock())
+            self._by_model[model] = session
+            return session, True
+
+    def close(self, model: str) -> StreamSession | None:
+        with self._lock:
+            return self._by_model.pop(model, None)
+
+    def models(self) -> list[str]:
+        with self._lock:
+            return sorted(self._by_model)

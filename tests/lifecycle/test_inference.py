@@ -6,10 +6,13 @@ results' pages, and stopping. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -17,7 +20,7 @@ from lifecycle import inference, jobs, models, notify
 from lifecycle.api.datasets import dataset_service
 from lifecycle.elements.trained import Scores
 from lifecycle.markups import Caller
-from tests.lifecycle.conftest import auth_header
+from tests.lifecycle.conftest import ADMIN_TOKEN, auth_header
 from tests.lifecycle.test_rights import user_with
 
 N = 120
@@ -82,12 +85,13 @@ def world(client: TestClient) -> dict[str, Any]:
         revision = models.element_of(models.get(session, "pump7"), "env").revision
         models.mark_element_trained(session, Caller("trainer"), "pump7", "env", revision=revision, artifact={
             "path": "/lifecycle/payloads/pump7/env/1", "sha256": "0" * 64, "training_number": 1, "threshold": 1.0,
+            "dataset": "tele",
             "smoothing_halflife": 0.0, "despike": 1})
     assert client.get("/api/v1/models/pump7").json()["status"] == "TRAINED"
     backend, recorder = FakeBackend(), notify.Recorder()
-    pool = jobs.WorkerPool(state.engine, handlers={"inference": inference.run_inference}, n=0,
-                           services={"datasets": dataset_service(state), "inference_backend": backend,
-                                     "notifier": recorder})
+    services = {"datasets": dataset_service(state), "inference_backend": backend, "notifier": recorder}
+    state.extras["inference_services"] = services  # what the routes use when the app runs no workers
+    pool = jobs.WorkerPool(state.engine, handlers={"inference": inference.run_inference}, n=0, services=services)
     return {"pool": pool, "backend": backend, "recorder": recorder, "state": state}
 
 
@@ -212,3 +216,69 @@ def test_element_points_are_pure_and_gaps_stay_gaps() -> None:
     assert [r["anomalous"] for r in rows] == [False, True, False]  # the last is outside the indicator
     assert points[1].contributions == {"a": 2.0, "b": 1.0} and points[1].values == {"a": 2.0, "b": 1.0}
     assert inference.instance_name("pump 7", "env/1") == "lifecycle.pump_7.env_1"
+
+
+def test_streaming_through_the_api_records_incidents_as_they_happen(client: TestClient) -> None:
+    w = world(client)
+    lines = telemetry().decode().splitlines()
+    header, rows = lines[0].split(","), lines[1:]
+    ndjson = [json.dumps({"time": r.split(",")[0], **{k: float(v) for k, v in zip(header[1:], r.split(",")[1:])}})
+              for r in rows]
+    operator = user_with(client, "operator", ["models.infer"])
+    reader = user_with(client, "reader", [])
+    r = client.post("/api/v1/models/pump7/stream", content="\n".join(ndjson[:5]), headers=auth_header(reader))
+    assert r.status_code == 403
+    r = client.post("/api/v1/models/pump7/inference", json={"mode": "streaming"}, headers=auth_header(operator))
+    assert r.status_code == 201 and r.json()["step_s"] == STEP
+    assert client.post("/api/v1/models/pump7/inference", json={"mode": "streaming"},
+                       headers=auth_header(operator)).status_code == 409
+    first = client.post("/api/v1/models/pump7/stream", content="\n".join(ndjson[:25] + ["{bad", '{"level": 1}']),
+                        headers=auth_header(operator)).json()
+    assert first["lines"] == 27 and first["points"] == 25 and first["bad_lines"] == 2
+    assert [(e["line"], e["field"]) for e in first["errors"]] == [(26, None), (27, "time")]
+    assert sorted(e["event"] for e in first["events"]) == ["opened", "opened"]
+    live = client.get("/api/v1/incidents", params={"model": "pump7"}).json()["incidents"]
+    assert {(i["source"], i["end"]) for i in live} == {("streaming", None)}  # open while the fault lasts
+    rest = client.post("/api/v1/models/pump7/stream", content="\n".join(ndjson[25:]),
+                       headers=auth_header(operator)).json()
+    assert rest["total"] == {"lines": 27 + N - 25, "points": N, "bad_lines": 2, "incidents": 2}
+    streamed = client.get("/api/v1/incidents", params={"model": "pump7"}).json()["incidents"]
+    assert all(i["end"] is not None for i in streamed)
+    # the same incidents as a historical run over the same data
+    run(client, w)
+    historical = client.get("/api/v1/incidents", params={"model": "pump7"}).json()["incidents"]
+    key = lambda i: (i["element"], i["start"], i["end"], i["top_tags"][0]["tag"])  # noqa: E731
+    assert sorted(map(key, [i for i in historical if i["source"] == "historical"])) == sorted(map(key, streamed))
+    r = client.delete("/api/v1/models/pump7/inference", headers=auth_header(operator))
+    assert r.json()["stream_ended"] is True
+    assert "pump7.stream" in w["backend"].stopped
+    assert client.delete("/api/v1/models/pump7/inference", headers=auth_header(operator)).json()["stream_ended"] is False
+
+
+def test_maas_model_stream_prints_events_and_reports_refused_lines(client: TestClient, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from lifecycle.cli import client as cli_client
+    from lifecycle.cli.api_client import ApiClient
+
+    world(client)
+    lines = telemetry().decode().splitlines()
+    header = lines[0].split(",")
+    ndjson = [json.dumps({"time": r.split(",")[0], **{k: float(v) for k, v in zip(header[1:], r.split(",")[1:])}})
+              for r in lines[1:]]
+    ndjson[3] = '{"time": "2026-03-01T00:03:00Z", "level": "high"}'
+    ndjson[50] = "not json"
+    source = tmp_path / "tele.jsonl"
+    source.write_text("\n".join(ndjson) + "\n")
+    api = ApiClient("http://testserver", ADMIN_TOKEN, transport=client._transport)  # the app in process
+    monkeypatch.setattr(cli_client.Ctx, "api", property(lambda self: api))
+    assert cli_client.run(["stream", "pump7", "--input", str(source), "--batch", "40", "--stop"]) == 0
+    out, err = capsys.readouterr()
+    assert """line 4: tag 'level': "high" is not a number [level]""" in err
+    assert "line 51: not JSON" in err
+    assert f"pump7: {N} lines, {N - 2} points, 2 refused, 2 incidents" in err
+    events = [line.split()[0] for line in out.splitlines()]
+    assert sorted(events) == ["closed", "closed", "opened", "opened"]
+    assert "pump7/env start 2026-03-01T00:20:00Z" in out
+    assert client.get("/api/v1/models/pump7/results").status_code == 200
+    assert client.delete("/api/v1/models/pump7/inference").json()["stream_ended"] is False  # --stop ended it
