@@ -970,6 +970,9 @@ def role_delete(ctx: Ctx, name: str) -> None:
     emit(ctx, {"deleted": name}, lambda d: f"deleted role {name}")
 
 
+from lifecycle.cli import stream as _stream  # noqa: E402,F401  (registers maas_model stream)
+
+
 def run(args: list[str] | None = None) -> int:
     """Run the CLI; errors of the service become a message on stderr and the exit code."""
     try:
