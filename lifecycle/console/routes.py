@@ -195,6 +195,15 @@ def dataset_series(name: str, session: SessionDep, _: PrincipalDep, request: Req
 
 # -- downsampled inference results of an element -------------------------------------------------
 
+def _epoch_column(session: Any, column: Any) -> Any:
+    """``column`` (a UTC timestamp) as epoch seconds, computed by the database."""
+    from sqlalchemy import Float, cast, func
+
+    if session.get_bind().dialect.name == "sqlite":  # stored as naive UTC text
+        return (func.julianday(column) - 2440587.5) * 86400.0
+    return cast(func.extract("epoch", column), Float)
+
+
 @router.get("/models/{m}/results/series", name="models.results.series")
 def results_series(m: str, session: SessionDep, _: PrincipalDep,
                    element: str = Query(..., min_length=1, max_length=100),
@@ -224,18 +233,20 @@ def results_series(m: str, session: SessionDep, _: PrincipalDep,
         if to is not None or from_ is not None:
             raise InvalidInput("'to' must be after 'from'", field="to")
         hi = lo + 1.0
-    columns = [R.time, R.artifact, R.threshold] + ([R.predictions] if tag else [])
-    rows = session.execute(select(*columns).where(
-        *where, R.time >= dt.datetime.fromtimestamp(lo, dt.timezone.utc),
-        R.time <= dt.datetime.fromtimestamp(hi, dt.timezone.utc)).order_by(R.time)).all()
-    times = np.fromiter((_epoch(r[0]) for r in rows), dtype="float64", count=len(rows))
-    artifact = np.fromiter((np.nan if r[1] is None else r[1] for r in rows), dtype="float64", count=len(rows))
-    threshold = np.fromiter((r[2] for r in rows), dtype="float64", count=len(rows))
+    in_range = (*where, R.time >= dt.datetime.fromtimestamp(lo, dt.timezone.utc),
+                R.time <= dt.datetime.fromtimestamp(hi, dt.timezone.utc))
+    # epoch seconds computed by the database: 10⁶ rows of plain floats, no datetime objects
+    epoch = _epoch_column(session, R.time)
+    numbers = session.execute(select(epoch, R.artifact, R.threshold).where(*in_range).order_by(R.time)).all()
+    table = np.array(numbers, dtype="float64").reshape(-1, 3)  # None (no artifact) becomes NaN
+    times, artifact, threshold = np.round(table[:, 0], 3), table[:, 1], table[:, 2]
+    rows = (session.execute(select(R.predictions).where(*in_range).order_by(R.time)).scalars().all()
+            if tag else [])
     end = np.nextafter(hi, np.inf)
     series: dict[str, Any] = {"artifact": minmax(times, artifact, lo, end, buckets).to_json(),
                               "threshold": minmax(times, threshold, lo, end, buckets).to_json()}
     for t in tag:
-        values = np.fromiter((np.nan if not r[3] or r[3].get(t) is None else r[3][t] for r in rows),
+        values = np.fromiter((np.nan if not r or r.get(t) is None else r[t] for r in rows),
                              dtype="float64", count=len(rows))
         series[f"predicted:{t}"] = minmax(times, values, lo, end, buckets).to_json()
     return {"model": m, "element": element, "from": _iso(lo), "to": _iso(hi), "buckets": buckets, "series": series}
