@@ -149,12 +149,16 @@ def instance_name(model: str, element: str) -> str:
 class GatewayScorer:
     """An element served by MaaS, called through the gateway in micro-batches of grid points."""
 
-    def __init__(self, gateway: Any, name: str, version: str, metadata: Mapping[str, Any]) -> None:
+    def __init__(self, gateway: Any, name: str, version: str, metadata: Mapping[str, Any],
+                 retry_s: float = 120.0) -> None:
         self.gateway, self.name, self.version = gateway, name, version
         self.kind = str(metadata["kind"])
         self.inputs, self.outputs = list(metadata["inputs"]), list(metadata.get("outputs") or [])
         self.window, self.horizon = int(metadata["window"]), int(metadata.get("horizon") or 0)
         self.arguments: dict[str, str] = dict(metadata["arguments"])  # argument → tag
+        #: Seconds unanswered rows are sent again (an instance restarting) before they become gaps.
+        self.retry_s = retry_s
+        self.retried = 0
 
     def score(self, frame: pd.DataFrame) -> Scores:
         from lifecycle.elements import indicator
@@ -175,10 +179,7 @@ class GatewayScorer:
         else:
             positions = np.flatnonzero(np.isfinite(x).all(axis=1))
             rows = [{tag_of_in[t]: float(x[p, i]) for i, t in enumerate(self.inputs)} for p in positions]
-        endpoint = self.gateway.get_endpoint(self.name, self.version)
-        if endpoint is None:
-            raise Unavailable(f"no registered instance of {self.name} {self.version}")
-        answers = self.gateway.apply_batch(endpoint, "apply", rows)
+        answers = self._answers(rows)
         width = len(self.outputs) if self.kind == "forecaster" else len(self.inputs)
         artifact = np.full(len(positions), np.nan)
         contributions = np.full((len(positions), width), np.nan)
@@ -194,6 +195,38 @@ class GatewayScorer:
                 v = answer.get(tag)
                 predictions[k, j] = float(v) if isinstance(v, (int, float)) else math.nan
         return Scores(positions, artifact, predictions if self.kind == "forecaster" else None, contributions)
+
+
+    def _answers(self, rows: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+        """The instances' answers; rows left unanswered (an instance died, none registered for a
+        while) are sent again with backoff until ``retry_s`` has passed, so a restart of an
+        instance costs time, not points."""
+        import time
+
+        from maas.retry import Backoff
+
+        answers: list[dict[str, Any] | None] = [None] * len(rows)
+        todo = list(range(len(rows)))
+        backoff = Backoff(initial=0.2, multiplier=2.0, max_delay=5.0)
+        started = time.monotonic()
+        for attempt in range(10_000):
+            endpoint = self.gateway.get_endpoint(self.name, self.version)
+            if endpoint is not None and todo:
+                got = self.gateway.apply_batch(endpoint, "apply", [rows[i] for i in todo])
+                for i, answer in zip(todo, got):
+                    answers[i] = answer
+                todo = [i for i, answer in zip(todo, got) if not answer]
+            if not todo:
+                break
+            if time.monotonic() - started > self.retry_s:
+                log.warning("%s %s: %d of %d points unanswered after %.0f s", self.name, self.version, len(todo),
+                            len(rows), self.retry_s)
+                break
+            self.retried += len(todo)
+            time.sleep(backoff.delay(attempt))
+        if rows and len(todo) == len(rows):
+            raise Unavailable(f"no instance of {self.name} {self.version} answered within {self.retry_s:.0f} s")
+        return answers
 
 
 class MaasBackend:

@@ -101,3 +101,61 @@ def test_historical_inference_through_maas_registers_the_faults(cluster: Cluster
     assert again["result"]["replaced"]["incidents"] == len(through_maas)
     assert again["result"]["replaced"]["results"] == job["result"]["results"]
     assert found(engine) == through_maas
+
+
+def test_streaming_through_maas_survives_an_instance_killed_mid_stream(cluster: Cluster) -> None:
+    import json
+    import math
+    import os
+    import signal
+
+    from lifecycle.streaming import ModelStream
+
+    train = pump_train()
+    work = cluster.tmp
+    definition = train.load_definition(max_epochs=3)
+    for element in definition["elements"]:
+        element["detection"] = dict(DETECTION)
+    _, faults = train.write_data(work, 7)
+    engine, store, datasets = train.build(work, faults, definition)
+    assert train.train(engine, store, datasets, "pump7", quiet=True)["state"] == "done"
+    start = train.telemetry.TRAIN_END
+    end = train.telemetry.START + pd.Timedelta(days=21)
+
+    # the reference: a historical run in process
+    pool = jobs.WorkerPool(engine, handlers={"inference": inference.run_inference}, n=0,
+                           services={"datasets": datasets, "store": store, "notifier": notify.Recorder(),
+                                     "inference_backend": inference.InProcessBackend(store)})
+    assert run_job(engine, pool, queue(engine, train, datasets, start, end))["state"] == "done"
+    historical = found(engine)
+
+    with Session(engine) as session:
+        snap = inference._snapshot(session, "pump7")
+        frame = datasets.read_grid(session, train.DATASET, start=start.to_pydatetime(), end=end.to_pydatetime())
+    frame = frame[(frame.index >= start) & (frame.index < end)]
+    lines = [json.dumps({"time": t.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         **{k: (None if math.isnan(v) else v) for k, v in row.items()}})
+             for t, row in zip(frame.index, frame.to_dict("records"))]
+    backend = inference.MaasBackend(cluster.quorum, DEFAULT_CONFIG_PATH, store)
+    key = inference.stream_key("pump7")
+    scorers = backend.start(key, [e for e in snap.elements if e.kind != "rule"])
+    try:
+        stream = ModelStream("pump7", snap.elements, scorers, step_s=60, inference_markups=snap.inference_markups,
+                             batch=500)
+        events = []
+        victim_name = inference.instance_name(key, "hydraulics")
+        for n, text in enumerate(lines, start=1):
+            events.extend(stream.feed(n, text))
+            if n == 3000:  # kill the forecaster's only instance between two batches
+                [registration] = cluster.registrations(victim_name).values()
+                os.kill(cluster.service_pid(registration["port"]), signal.SIGKILL)
+        events.extend(stream.flush())
+    finally:
+        backend.stop(key)
+    assert scorers["hydraulics"].retried > 0  # points were sent again while the instance came back
+    assert stream.report.errors == [] and stream.report.points == len(frame)
+    opened = {(e.incident.element, e.incident.seq): e.incident for e in events if e.kind == "opened"}
+    closed = {(e.incident.element, e.incident.seq): e.incident for e in events if e.kind == "closed"}
+    streamed = sorted((i.element, i.start, closed[k].end if k in closed else None) for k, i in opened.items())
+    assert streamed == historical  # no point lost: the same incidents
+    wait_until(lambda: not cluster.registrations(victim_name), timeout=60, what="the stream's registrations gone")
