@@ -53,6 +53,10 @@ def test_historical_inference_from_the_model_page_and_incident_markers(browser: 
                                params={"element": "overpressure", "buckets": 200}).json()["series"]
     assert max(v for v in series["artifact"]["values"] if v is not None) == 1.0
     assert series["artifact"]["points_in"] > 0 and series["threshold"]["points_in"] == series["artifact"]["points_in"]
+    # the incident's page charts the artifact around it
+    page.goto(service.url + f"/#/incidents/{incidents[0]['id']}")
+    expect(page.locator("#incident-chart-status")).to_contain_text("result points", timeout=30_000)
+    assert page.locator("#incident-chart canvas").count() == 1
 
 
 def test_training_shows_live_progress_and_the_loss_chart_and_retraining_asks_first(

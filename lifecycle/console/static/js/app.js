@@ -398,6 +398,35 @@ async function incidentPage(id) {
       h("dt", {}, "Group"), h("dd", {}, i.group ?? "–"), h("dt", {}, "Registered as"), h("dd", {}, i.production ? "production" : "test"))),
     h("div", { class: "card" }, h("h2", {}, "Top tags"),
       table(["Tag", "Value", "Share"], (i.top_tags || []).map((t) => [t.tag, t.value ?? "–", t.share != null ? `${Math.round(t.share * 100)} %` : "–"]))))];
+  const chartDiv = h("div", { class: "chart", id: "incident-chart" });
+  const chartNote = h("p", { class: "muted", id: "incident-chart-status" });
+  parts.push(h("div", { class: "card" }, h("h2", {}, "Artifact around the incident"), chartDiv, chartNote));
+  const start = Date.parse(i.start) / 1000;
+  const end = i.end ? Date.parse(i.end) / 1000 : Date.now() / 1000;
+  const pad = Math.max((end - start) * 2, 600);
+  const drawAround = async (from, to) => {
+    // only ask for results the model and element still have (no request that is bound to fail)
+    if (drawAround.known === undefined) {
+      const exists = ((await get("/models")).models || []).some((m) => m.name === i.model);
+      const els = exists ? ((await get(`/models/${encodeURIComponent(i.model)}`)).elements || []) : [];
+      drawAround.known = els.some((e) => e.name === i.element);
+    }
+    if (!drawAround.known) { chartNote.textContent = `The model no longer has the element ${i.element}.`; return; }
+    const r = await get(`/models/${encodeURIComponent(i.model)}/results/series${query({ element: i.element, buckets: 800,
+      from: new Date(from * 1000).toISOString(), to: new Date(to * 1000).toISOString() })}`);
+    const rs = r.series || {};
+    if (!rs.artifact || !rs.artifact.points_in) { chartNote.textContent = "No inference results around this incident."; return; }
+    if (!drawAround.chart) {
+      drawAround.chart = timeChart(chartDiv, { labels: ["artifact", "threshold"], height: 220,
+        onZoom: (a, b) => drawAround(a, b), onReset: () => drawAround(start - pad, end + pad) });
+      cleanup.push(() => drawAround.chart.destroy());
+    }
+    drawAround.chart.setData([[rs.artifact.times, rs.artifact.values], [rs.threshold.times, rs.threshold.values]]);
+    drawAround.chart.setMarkers([{ from: start, to: end }]);
+    chartNote.textContent = `${fmt(r.from)} – ${fmt(r.to)}: ${rs.artifact.points_in.toLocaleString()} result points`;
+    chartDiv.dataset.rendered = "1";
+  };
+  queueMicrotask(() => drawAround(start - pad, end + pad).catch((e) => { chartNote.textContent = e.message; }));
   if (can("incidents.edit")) {
     const form = h("form", { class: "card", id: "triage-form" }, h("h2", {}, "Triage"),
       h("div", { class: "inline" },
