@@ -233,8 +233,9 @@ class MaasBackend:
     """Trained elements deployed through the MaaS queue and called through discovery and the gateway."""
 
     def __init__(self, zk_quorum: str, config_path: str, store: Any, *, timeout_s: float = 120.0,
-                 work_dir: Path | None = None) -> None:
+                 work_dir: Path | None = None, instances: int = 1) -> None:
         self.zk_quorum, self.config_path, self.store = zk_quorum, config_path, store
+        self.instances = instances
         self.timeout_s = timeout_s
         self.work_dir = work_dir
         self._lock = threading.Lock()
@@ -273,7 +274,7 @@ class MaasBackend:
             name = instance_name(model, e.name)
             version = str(e.artifact.get("training_number") or 1)
             try:
-                request = self._client.submit("ADD", name, version, num_instances=1, path=e.payload_path)
+                request = self._client.submit("ADD", name, version, num_instances=self.instances, path=e.payload_path)
             except MaasError as exc:
                 raise Unavailable(f"deploying {name} {version}: {exc}") from exc
             with self._lock:
@@ -282,8 +283,8 @@ class MaasBackend:
         for e, name, version, request in requests:
             try:
                 self._client.wait(request, timeout=self.timeout_s)
-                wait_until(lambda: self._discovery.endpoints(name, version), timeout=self.timeout_s,
-                           what=f"an endpoint of {name} {version}")
+                wait_until(lambda: len(self._discovery.endpoints(name, version)) >= self.instances,
+                           timeout=self.timeout_s, what=f"{self.instances} endpoint(s) of {name} {version}")
             except MaasError as exc:
                 raise Unavailable(f"deploying {name} {version}: {exc}") from exc
             tmp = Path(tempfile.mkdtemp(prefix="maas-infer-", dir=self.work_dir))
@@ -296,6 +297,17 @@ class MaasBackend:
                 shutil.rmtree(tmp, ignore_errors=True)
             out[e.name] = GatewayScorer(self._gateway, name, version, metadata)
         return out
+
+    def close(self) -> None:
+        """Close the gateway, discovery and ZooKeeper connection (instances are not touched)."""
+        with self._lock:
+            for closing in (self._gateway, self._discovery, self._client):
+                if closing is not None:
+                    try:
+                        closing.close()
+                    except Exception:
+                        log.exception("closing the MaaS backend")
+            self._client = self._discovery = self._gateway = None
 
     def gateway_stats(self) -> dict[str, int]:
         """The gateway's counters (rows asked for, batches sent, cache hits, failures …)."""

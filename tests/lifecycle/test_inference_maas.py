@@ -101,6 +101,7 @@ def test_historical_inference_through_maas_registers_the_faults(cluster: Cluster
     assert again["result"]["replaced"]["incidents"] == len(through_maas)
     assert again["result"]["replaced"]["results"] == job["result"]["results"]
     assert found(engine) == through_maas
+    backend.close()
 
 
 def test_streaming_through_maas_survives_an_instance_killed_mid_stream(cluster: Cluster) -> None:
@@ -152,6 +153,7 @@ def test_streaming_through_maas_survives_an_instance_killed_mid_stream(cluster: 
         events.extend(stream.flush())
     finally:
         backend.stop(key)
+        backend.close()
     assert scorers["hydraulics"].retried > 0  # points were sent again while the instance came back
     assert stream.report.errors == [] and stream.report.points == len(frame)
     opened = {(e.incident.element, e.incident.seq): e.incident for e in events if e.kind == "opened"}
