@@ -282,3 +282,38 @@ def test_maas_model_stream_prints_events_and_reports_refused_lines(client: TestC
     assert "pump7/env start 2026-03-01T00:20:00Z" in out
     assert client.get("/api/v1/models/pump7/results").status_code == 200
     assert client.delete("/api/v1/models/pump7/inference").json()["stream_ended"] is False  # --stop ended it
+
+
+def test_maas_model_stream_reads_telemetry_from_an_mqtt_topic(client: TestClient, mosquitto: Any,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    import paho.mqtt.client as mqtt
+
+    from lifecycle.cli import client as cli_client
+    from lifecycle.cli.api_client import ApiClient
+
+    mosquitto.start()
+    world(client)
+    lines = telemetry().decode().splitlines()
+    header = lines[0].split(",")
+    ndjson = [json.dumps({"time": r.split(",")[0], **{k: float(v) for k, v in zip(header[1:], r.split(",")[1:])}})
+              for r in lines[1:]]
+    ndjson.insert(10, "{oops")
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.connect(mosquitto.host, mosquitto.port)
+    publisher.loop_start()
+    # retained: the broker hands it to the stream's subscription whenever that starts
+    publisher.publish("plant1/pump7/telemetry", "\n".join(ndjson), qos=1, retain=True).wait_for_publish(10)
+    api = ApiClient("http://testserver", ADMIN_TOKEN, transport=client._transport)
+    monkeypatch.setattr(cli_client.Ctx, "api", property(lambda self: api))
+    try:
+        code = cli_client.run(["stream", "pump7", "--mqtt", f"{mosquitto.host}:{mosquitto.port}", "--topic",
+                               "plant1/pump7/telemetry", "--max-messages", "1", "--batch", "50", "--stop"])
+    finally:
+        publisher.publish("plant1/pump7/telemetry", b"", qos=1, retain=True).wait_for_publish(10)  # clear it
+        publisher.loop_stop()
+        publisher.disconnect()
+    assert code == 0
+    out, err = capsys.readouterr()
+    assert "line 11: not JSON" in err and f"pump7: {N + 1} lines, {N} points, 1 refused, 2 incidents" in err
+    assert sorted(line.split()[0] for line in out.splitlines()) == ["closed", "closed", "opened", "opened"]
