@@ -96,3 +96,30 @@ def test_streaming_the_pump_data_gives_the_historical_incidents(tmp_path: Path) 
                        i.top_tags[0].tag if i.top_tags else None) for k, i in opened.items())
     assert len(historical) >= 10
     assert streamed == historical
+
+
+def test_stream_sessions_keep_one_stream_per_model_up_to_the_cap() -> None:
+    import pytest
+
+    from lifecycle.errors import Conflict
+    from lifecycle.streaming import StreamSessions
+
+    sessions = StreamSessions(cap=2)
+    made: list[str] = []
+
+    def maker(name: str):  # type: ignore[no-untyped-def]
+        def make(run: int) -> ModelStream:
+            made.append(name)
+            return ModelStream(name, [ENV], {"env": LevelScorer()}, step_s=60)
+        return make
+
+    a, new_a = sessions.open("a", maker("a"))
+    again, new_again = sessions.open("a", maker("a"))
+    assert new_a and not new_again and again is a and made == ["a"]
+    sessions.open("b", maker("b"))
+    with pytest.raises(Conflict, match="2 streams"):
+        sessions.open("c", maker("c"))
+    assert sessions.models() == ["a", "b"]
+    assert sessions.close("a") is a and sessions.close("a") is None
+    _, new_c = sessions.open("c", maker("c"))
+    assert new_c and sessions.models() == ["b", "c"]
