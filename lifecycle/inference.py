@@ -49,7 +49,7 @@ from lifecycle.detector import DetectionSettings, Detector, Event, Point
 from lifecycle.elements.artifact import smooth_runs
 from lifecycle.elements.rule import RULE_THRESHOLD, RuleModel
 from lifecycle.elements.trained import Scores
-from lifecycle.errors import Conflict, InvalidInput, LifecycleError, NotFound, Unavailable
+from lifecycle.errors import Conflict, InvalidInput, LifecycleError, Unavailable
 from lifecycle.markups import Caller, existing as existing_markups
 from lifecycle.status import Status
 

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
 
 from lifecycle import inference, jobs, models, notify
 from lifecycle.api.datasets import dataset_service
