@@ -49,7 +49,14 @@ async function act(fn, ok) {
   try { const r = await fn(); if (ok) flash(ok, "ok"); return r; }
   catch (e) { flash(e instanceof ApiError ? `${e.message}${e.status ? ` (${e.status})` : ""}` : String(e), "error"); return undefined; }
 }
-function every(ms, fn) { fn(); const id = setInterval(fn, ms); cleanup.push(() => clearInterval(id)); }
+let generation = 0;         // counts page changes: a late answer for a page left behind is dropped
+function every(ms, fn) {
+  const mine = generation;
+  const tick = () => { if (mine === generation) fn().catch((e) => flash(e.message, "error")); };
+  tick();
+  const id = setInterval(tick, ms);
+  cleanup.push(() => clearInterval(id));
+}
 function page(title, ...children) { main.replaceChildren(h("h1", {}, title), ...children); }
 const formData = (form) => Object.fromEntries(new FormData(form).entries());
 
@@ -223,11 +230,15 @@ async function modelPage(nameParam) {
 
 // -- training jobs ---------------------------------------------------------------------------------
 async function jobsPage() {
+  const body = h("div", { id: "jobs-body" });
+  page("Training and jobs", body);
+  const mine = generation;
   every(2000, async () => {
     const data = await get("/jobs?limit=50");
+    if (mine !== generation) return;
     const rows = (data.jobs || []).map((j) => [h("a", { href: `#/jobs/${j.id}` }, `#${j.id}`), j.kind, j.model || "–", badge(j.state),
       j.progress && j.progress.fraction != null ? `${Math.round(j.progress.fraction * 100)} %` : "–", j.created_by, fmt(j.created_at)]);
-    page("Training and jobs", table(["Job", "Kind", "Model", "State", "Progress", "By", "Created"], rows, [5, 6]));
+    body.replaceChildren(table(["Job", "Kind", "Model", "State", "Progress", "By", "Created"], rows, [5, 6]));
   });
 }
 
@@ -499,6 +510,7 @@ const ROUTES = [
 async function route() {
   cleanup.forEach((fn) => { try { fn(); } catch { /* already gone */ } });
   cleanup = [];
+  generation += 1;
   const [path, qs] = (location.hash || "#/models").split("?");
   if (!me.user) { signInPage(); return; }
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", path.startsWith(a.getAttribute("href"))));
