@@ -239,7 +239,7 @@ class MaasBackend:
         self.timeout_s = timeout_s
         self.work_dir = work_dir
         self._lock = threading.Lock()
-        self._deployed: dict[str, list[tuple[str, str]]] = {}
+        self._deployed: dict[str, list[tuple[str, str, int]]] = {}
         self._client: Any = None
         self._discovery: Any = None
         self._gateway: Any = None
@@ -278,7 +278,7 @@ class MaasBackend:
             except MaasError as exc:
                 raise Unavailable(f"deploying {name} {version}: {exc}") from exc
             with self._lock:
-                self._deployed.setdefault(model, []).append((name, version))
+                self._deployed.setdefault(model, []).append((name, version, self.instances))
             requests.append((e, name, version, request))
         for e, name, version, request in requests:
             try:
@@ -320,13 +320,14 @@ class MaasBackend:
             deployed = self._deployed.pop(model, [])
             if deployed:
                 self._connect()
-        for name, version in deployed:
-            try:
-                self._client.wait(self._client.submit("REMOVE", name, version), timeout=self.timeout_s)
+        for name, version, instances in deployed:
+            try:  # REMOVE takes away this many instances: all those deployed
+                self._client.wait(self._client.submit("REMOVE", name, version, num_instances=instances),
+                                  timeout=self.timeout_s)
             except MaasError as exc:  # recorded; the next stop tries again
                 log.warning("removing %s %s: %s", name, version, exc)
                 with self._lock:
-                    self._deployed.setdefault(model, []).append((name, version))
+                    self._deployed.setdefault(model, []).append((name, version, instances))
 
 
 # -- pure: from scores to points -----------------------------------------------------------------

@@ -154,6 +154,17 @@ def test_streaming_through_maas_survives_an_instance_killed_mid_stream(cluster: 
     finally:
         backend.stop(key)
         backend.close()
+    # several instances per element: all of them are removed by stop
+    two = inference.MaasBackend(cluster.quorum, DEFAULT_CONFIG_PATH, store, instances=2)
+    try:
+        two.start("pump7.two", [e for e in snap.elements if e.kind != "rule"])
+        assert len(cluster.registrations(inference.instance_name("pump7.two", "operating-point"))) == 2
+    finally:
+        two.stop("pump7.two")
+        two.close()
+    wait_until(lambda: not cluster.registrations(inference.instance_name("pump7.two", "operating-point")),
+               timeout=60, what="both instances' registrations gone")
+    wait_until(lambda: not cluster.runner_processes(), timeout=60, what="every runner gone")
     assert scorers["hydraulics"].retried > 0  # points were sent again while the instance came back
     assert stream.report.errors == [] and stream.report.points == len(frame)
     opened = {(e.incident.element, e.incident.seq): e.incident for e in events if e.kind == "opened"}
