@@ -57,7 +57,11 @@ function every(ms, fn) {
   const id = setInterval(tick, ms);
   cleanup.push(() => clearInterval(id));
 }
-function page(title, ...children) { main.replaceChildren(h("h1", {}, title), ...children); }
+// A page's renderer: it draws only while its page is the current one (a slow answer for a page
+// the user already left must not replace the next page).
+function renderer(mine) {
+  return (title, ...children) => { if (mine === generation) main.replaceChildren(h("h1", {}, title), ...children); };
+}
 const formData = (form) => Object.fromEntries(new FormData(form).entries());
 
 // -- sign-in --------------------------------------------------------------------------------------
@@ -88,7 +92,7 @@ function signInPage() {
 }
 
 // -- models ---------------------------------------------------------------------------------------
-async function modelsPage() {
+async function modelsPage(page) {
   const data = await get("/models");
   const list = data.models || data.items || [];
   const parts = [table(["Model", "Status", "Asset", "Elements", "Revision", "Updated"],
@@ -188,7 +192,7 @@ function inferenceForm(m, datasets) {
   return h("div", {}, h("h2", {}, "Inference"), form);
 }
 
-async function modelPage(nameParam) {
+async function modelPage(nameParam, page) {
   const name = decodeURIComponent(nameParam);
   const [m, hist, ds] = await Promise.all([get(`/models/${encodeURIComponent(name)}`),
     get(`/audit${query({ object: name, type: "model", limit: 200 })}`), get("/datasets")]);
@@ -229,7 +233,7 @@ async function modelPage(nameParam) {
 }
 
 // -- training jobs ---------------------------------------------------------------------------------
-async function jobsPage() {
+async function jobsPage(page) {
   const body = h("div", { id: "jobs-body" });
   page("Training and jobs", body);
   const mine = generation;
@@ -242,7 +246,7 @@ async function jobsPage() {
   });
 }
 
-async function jobPage(id) {
+async function jobPage(id, page) {
   let chart = null; let chartElement = null;
   const progressBar = h("div", { id: "job-progress" });  // width set through the CSSOM (the CSP refuses style attributes)
   const info = h("dl", { class: "kv", id: "job-info" });
@@ -281,7 +285,7 @@ async function jobPage(id) {
 // Tag values of a dataset and, for a model's element with inference results, its predictions, its
 // artifact and threshold; incidents as red spans. Both charts zoom together; every zoom asks the
 // server for that range reduced to the minimum and maximum per pixel column.
-async function monitorPage(params) {
+async function monitorPage(params, page) {
   const datasets = (await get("/datasets")).datasets || [];
   const models = (await get("/models")).models || [];
   const elementSelect = h("select", { name: "element", id: "monitor-element" }, h("option", { value: "" }, "–"));
@@ -371,7 +375,7 @@ async function monitorPage(params) {
 }
 
 // -- incidents ------------------------------------------------------------------------------------
-async function incidentsPage(params) {
+async function incidentsPage(params, page) {
   const statuses = ((await get("/incident-statuses")).statuses || []).map((s) => (typeof s === "string" ? s : s.name));
   const filters = Object.fromEntries(["model", "element", "status", "production", "from", "to"].map((k) => [k, params.get(k) || ""]));
   const form = h("form", { class: "filters card", id: "incident-filters" },
@@ -395,7 +399,7 @@ async function incidentsPage(params) {
     data.next ? h("p", { class: "muted" }, "More incidents match: narrow the filters.") : "");
 }
 
-async function incidentPage(id) {
+async function incidentPage(id, page) {
   const [i, st] = await Promise.all([get(`/incidents/${id}`), get("/incident-statuses")]);
   const statuses = (st.statuses || []).map((s) => (typeof s === "string" ? s : s.name));
   const parts = [h("div", { class: "grid2" },
@@ -458,7 +462,7 @@ async function incidentPage(id) {
 }
 
 // -- MaaS overview --------------------------------------------------------------------------------
-function maasPage() {
+function maasPage(page) {
   const body = h("div", { id: "maas-body" });
   const stamp = h("p", { class: "muted", id: "maas-read" });
   page("MaaS overview", stamp, body);
@@ -474,7 +478,7 @@ function maasPage() {
 }
 
 // -- audit ----------------------------------------------------------------------------------------
-async function auditPage(params) {
+async function auditPage(params, page) {
   const f = Object.fromEntries(["object", "type", "actor", "action", "outcome", "from", "to"].map((k) => [k, params.get(k) || ""]));
   const form = h("form", { class: "filters card", id: "audit-filters" },
     h("label", {}, "Object", h("input", { name: "object", value: f.object })),
@@ -496,15 +500,15 @@ async function auditPage(params) {
 
 // -- routing --------------------------------------------------------------------------------------
 const ROUTES = [
-  [/^#\/models\/([^/?]+)$/, (m) => modelPage(m[1])],
-  [/^#\/models$/, () => modelsPage()],
-  [/^#\/jobs\/(\d+)$/, (m) => jobPage(m[1])],
-  [/^#\/jobs$/, () => jobsPage()],
-  [/^#\/monitor$/, (_, p) => monitorPage(p)],
-  [/^#\/incidents\/(\d+)$/, (m) => incidentPage(m[1])],
-  [/^#\/incidents$/, (_, p) => incidentsPage(p)],
-  [/^#\/maas$/, () => maasPage()],
-  [/^#\/audit$/, (_, p) => auditPage(p)],
+  [/^#\/models\/([^/?]+)$/, (m, _, pg) => modelPage(m[1], pg)],
+  [/^#\/models$/, (m, _, pg) => modelsPage(pg)],
+  [/^#\/jobs\/(\d+)$/, (m, _, pg) => jobPage(m[1], pg)],
+  [/^#\/jobs$/, (m, _, pg) => jobsPage(pg)],
+  [/^#\/monitor$/, (m, p, pg) => monitorPage(p, pg)],
+  [/^#\/incidents\/(\d+)$/, (m, _, pg) => incidentPage(m[1], pg)],
+  [/^#\/incidents$/, (m, p, pg) => incidentsPage(p, pg)],
+  [/^#\/maas$/, (m, _, pg) => maasPage(pg)],
+  [/^#\/audit$/, (m, p, pg) => auditPage(p, pg)],
 ];
 
 async function route() {
@@ -516,8 +520,11 @@ async function route() {
   document.querySelectorAll("#nav a").forEach((a) => a.classList.toggle("active", path.startsWith(a.getAttribute("href"))));
   const found = ROUTES.find(([re]) => re.test(path));
   if (!found) { location.hash = "#/models"; return; }
-  try { await found[1](path.match(found[0]), new URLSearchParams(qs || "")); }
+  const mine = generation;
+  const page = renderer(mine);
+  try { await found[1](path.match(found[0]), new URLSearchParams(qs || ""), page); }
   catch (e) {
+    if (mine !== generation) return;
     if (e instanceof ApiError && e.status === 401) { me = { user: null, rights: [] }; renderWho(); signInPage(); return; }
     page("Error", h("p", { class: "flash error" }, e.message));
   }
