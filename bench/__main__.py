@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.common import environment
 
-SCENARIOS = ["model_call", "model_server", "enrichment", "control_plane", "scale"]
+SCENARIOS = ["model_call", "model_server", "enrichment", "control_plane", "scale", "training", "data", "console", "inference"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.cluster import Cluster
 
-pytest_plugins = ["maas.testing.fixtures"]
+pytest_plugins = ["maas.testing.fixtures", "lifecycle.testing.postgres"]
 
 
 @pytest.fixture

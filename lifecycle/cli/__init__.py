@@ -1,0 +1,1 @@
+"""Command-line programs: ``service`` (``maas_lifecycle``) and ``client`` (``maas_model``)."""
