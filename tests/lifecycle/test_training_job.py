@@ -292,16 +292,16 @@ def test_a_worker_killed_mid_training_leaves_the_job_retried_or_failed(
         session.commit()
     procs: list[subprocess.Popen[str]] = []
 
-    def worker() -> subprocess.Popen[str]:
+    def worker(*flags: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen([sys.executable, "-m", "tests.lifecycle.training_worker", db_url, world["store"].uri,
-                                 "--lease", "1"], cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE,
-                                text=True)
+                                 "--lease", "1", *flags], cwd=Path(__file__).resolve().parents[2],
+                                stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         procs.append(proc)
         return proc
 
     try:
-        victim = worker()
+        victim = worker("--stall-at-epoch", "2")  # killed mid-training, however fast epochs run
         wait_until(lambda: ((job_of(engine, job_id).get("progress") or {}).get("epoch") or 0) >= 2, timeout=120,
                    what="training to reach its second epoch")
         os.kill(victim.pid, signal.SIGKILL)
