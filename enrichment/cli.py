@@ -69,11 +69,15 @@ USAGE_EXIT = 2
               help="Seconds a model result is reused")
 @click.option("--zk-timeout", type=click.FloatRange(min=0.1), default=15.0, show_default=True,
               help="Seconds to connect to ZooKeeper and load the endpoint cache at start")
+@click.option("--enrichment-store", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              envvar="MAAS_ENRICHMENT_STORE", show_envvar=True,
+              help="SQLite enrichment store (written by maas_flatfile_loader) that ENRICHMENT_GET and "
+              "ENRICHMENT_EXISTS read")
 @click.option("--log-level", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 def main(config_path: Path, zk_quorum: str | None, zk_root: str, inputs: tuple[str, ...], follow: bool, output: str,
          errors: str, batch_size: int, linger_ms: float, in_flight: int, poll_interval: float, model_timeout: float,
-         cache_size: int, cache_ttl: float, zk_timeout: float, log_level: str) -> None:
+         cache_size: int, cache_ttl: float, zk_timeout: float, enrichment_store: Path | None, log_level: str) -> None:
     """Enrich JSON events (one per line) with the Stellar expressions of an enrichment config."""
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -91,7 +95,7 @@ def main(config_path: Path, zk_quorum: str | None, zk_root: str, inputs: tuple[s
         errors=errors, batch_size=batch_size, linger_ms=linger_ms, in_flight=in_flight,
         poll_interval=poll_interval,
         gateway=GatewaySettings(timeout=model_timeout, cache_size=cache_size, cache_ttl=cache_ttl),
-        discovery_timeout=zk_timeout,
+        discovery_timeout=zk_timeout, enrichment_store=enrichment_store,
     )
     stop = threading.Event()
 

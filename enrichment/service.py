@@ -26,6 +26,8 @@ from enrichment.config import EnrichmentConfig, load_config
 from enrichment.pipeline import EnrichmentPipeline, PipelineStats
 from enrichment.sources import LineReader, batches
 from enrichment.gateway import GatewaySettings, MaasGateway
+from stellar_like.context import Context
+from stellar_like.enrichment_store import SqliteEnrichmentStore
 
 __all__ = ["EnrichSettings", "ModelConnection", "connect_models", "run"]
 
@@ -51,6 +53,7 @@ class EnrichSettings:
     poll_interval: float = 0.25
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     discovery_timeout: float = 15.0
+    enrichment_store: Path | None = None  # the SQLite store ENRICHMENT_GET reads; None: none configured
 
 
 class ModelConnection:
@@ -111,7 +114,10 @@ def run(settings: EnrichSettings, *, config: EnrichmentConfig | None = None, sto
             gateway = connection.gateway
         out = _open(stack, settings.output, stdout or sys.stdout)
         err = _open(stack, settings.errors, stderr or sys.stderr)
-        pipeline = EnrichmentPipeline(config, gateway, batch_calls=settings.batch_size > 1)
+        services = {} if settings.enrichment_store is None else {
+            "enrichment_store": SqliteEnrichmentStore(settings.enrichment_store)}
+        pipeline = EnrichmentPipeline(config, gateway, context=Context(**services),
+                                      batch_calls=settings.batch_size > 1)
 
         def flush() -> None:
             out.flush()

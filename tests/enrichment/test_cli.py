@@ -111,3 +111,25 @@ def test_a_malformed_quorum_is_a_usage_error(tmp_path: Path) -> None:
     config = write_config(tmp_path, {"enrichments": {"a": "1"}})
     result = enrich("--config", str(config), "-zq", "127.0.0.1:notaport", stdin="")
     assert result.returncode == 2 and "bad ZooKeeper quorum '127.0.0.1:notaport'" in result.stderr
+
+
+def test_enrichment_get_reads_the_store_named_by_enrichment_store(tmp_path: Path) -> None:
+    from stellar_like.enrichment_store import SqliteEnrichmentStore
+
+    store_path = tmp_path / "enrichments.db"
+    SqliteEnrichmentStore(store_path).put_many("threatintel", "t", [("malicious_ip", "10.0.0.1", {"source": "abuse"})])
+    config = write_config(tmp_path, {"enrichments": {
+        "intel": "ENRICHMENT_GET('malicious_ip', ip, 'threatintel', 't')",
+        "known": "ENRICHMENT_EXISTS('malicious_ip', ip, 'threatintel', 't')"}})
+    stdin = '{"ip": "10.0.0.1"}\n{"ip": "10.9.9.9"}\n'
+    result = enrich("--config", str(config), "--enrichment-store", str(store_path), stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {"ip": "10.0.0.1", "intel": {"source": "abuse"}, "known": True},
+        {"ip": "10.9.9.9", "intel": {}, "known": False},
+    ]
+    # without a store the same config is an error per event, and the stream goes on
+    without = enrich("--config", str(config), stdin=stdin)
+    assert without.returncode == 0 and without.stdout == ""
+    assert all("no enrichment store is configured" in json.loads(line)["message"]
+               for line in without.stderr.splitlines() if line.startswith("{"))
