@@ -67,6 +67,10 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else _cell(value)
+
+
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
     """Rows as an aligned text table; ``columns`` are (key, heading)."""
     cells = [[_cell(r.get(k)) for k, _h in columns] for r in rows]
@@ -114,7 +118,28 @@ def show_job(j: dict[str, Any]) -> str:
                 f" ({100 * float(progress.get('fraction') or 0):.0f}%)"
     for name, res in sorted((progress.get("results") or (j.get("result") or {}).get("results") or {}).items()):
         text += f"\n  {name}: {_cell(res.get('state'))}" + (f" — {res['error']}" if res.get("error") else "")
+        summary = [f"{label} {_number(res[key])}" for key, label in TRAINING_SUMMARY if res.get(key) is not None]
+        if summary:
+            text += " (" + ", ".join(summary) + ")"
     return text
+
+
+#: What the summary of a trained element shows, from its entry in a train job's results.
+TRAINING_SUMMARY = [("epochs", "epochs"), ("best_validation_loss", "best validation loss"),
+                    ("threshold", "threshold")]
+
+
+def progress_bar(job: dict[str, Any], width: int = 30) -> str:
+    """One line for a running job: a bar of its ``fraction`` and where it is (element, epoch, loss)."""
+    progress = job.get("progress") or {}
+    fraction = min(1.0, max(0.0, float(progress.get("fraction") or 0)))
+    filled = round(fraction * width)
+    where = " ".join(str(x) for x in (progress.get("element"),) if x)
+    if progress.get("epoch") is not None:
+        where += f" epoch {progress['epoch']}/{progress.get('max_epochs') or '?'}"
+    if progress.get("validation_loss") is not None:
+        where += f" val loss {_number(progress['validation_loss'])}"
+    return f"[{'#' * filled}{'-' * (width - filled)}] {100 * fraction:3.0f}% {job['state']} {where}".rstrip()
 
 
 # -- the group -----------------------------------------------------------------------------------
@@ -580,11 +605,12 @@ def wait_for_job(ctx: Ctx, job: dict[str, Any], timeout: float, interval: float 
             sys.exit(WAIT_TIMED_OUT)
         time.sleep(interval)
         job = ctx.api.get(f"/jobs/{job['id']}")
-        progress = job.get("progress") or {}
-        line = f"{job['state']} {progress.get('element') or ''} {progress.get('epoch') or ''}".strip()
+        line = progress_bar(job)
         if line != last and not ctx.as_json and sys.stderr.isatty():
-            click.echo(f"job {job['id']}: {line}", err=True)
+            click.echo(f"\rjob {job['id']}: {line}\033[K", err=True, nl=False)
             last = line
+    if last:
+        click.echo("", err=True)
     if job["state"] != "done":
         emit(ctx, job, show_job)
         raise JobFailed(f"job {job['id']} {job['state']}: {job.get('error') or 'no reason given'}")

@@ -225,6 +225,8 @@ def test_dataset_markup_training_with_a_real_worker(cli, tmp_path: Path) -> None
     code, out, err = cli("train", "pump7", "--wait", "--wait-timeout", "300")
     assert code == 0, out + err
     assert "model pump7: TRAINED" in out
+    # the closing summary: epochs, best validation loss and threshold of the trained element
+    assert re.search(r"pressure: trained \(epochs \d+, best validation loss [\d.e+-]+, threshold [\d.e+-]+\)", out), out
     code, out, _ = cli("--json", "show", "pump7")
     trained = json.loads(out)["elements"][0]
     assert trained["training_status"] == "trained" and trained["artifact"]["sha256"]
@@ -286,3 +288,12 @@ def test_incident_commands(cli, service: Service, tmp_path: Path) -> None:  # ty
     code, out, _ = cli("incident", "export", "--model", "pump7", "-o", str(target))
     assert code == 0 and target.read_text().startswith("id,")
     assert cli("incident", "remove-status", "Sent to maintenance")[0] == 0
+
+
+def test_the_progress_bar_of_a_running_training_job() -> None:
+    from lifecycle.cli.client import progress_bar
+
+    job = {"state": "running", "progress": {"element": "pressure", "epoch": 12, "max_epochs": 500,
+                                            "validation_loss": 0.012345678, "fraction": 0.5}}
+    assert progress_bar(job, width=10) == "[#####-----]  50% running pressure epoch 12/500 val loss 0.01235"
+    assert progress_bar({"state": "queued", "progress": None}, width=4) == "[----]   0% queued"
