@@ -8,6 +8,9 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 ZK_JAR := /usr/share/java/zookeeper.jar
 DGA_MODEL := examples/dga/payload/model.onnx
 PYTEST_ARGS ?=
+# Test processes: most tests wait on real servers and processes, so a few run side by side even on
+# 2 cores; a file's tests stay in one process (--dist loadfile). TEST_WORKERS=0 runs them in this one.
+TEST_WORKERS ?= 3
 
 .PHONY: all install system-packages zookeeper wrk model demo test bench clean
 
@@ -63,7 +66,7 @@ demo: install zookeeper model
 	$(PY) examples/demo.py
 
 test: install system-packages model
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install zookeeper wrk model
 	$(PY) -m bench $(BENCH_ARGS)
