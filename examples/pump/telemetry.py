@@ -106,7 +106,7 @@ def generate(seed: int = 7, days: int = 21, step_s: int = 60) -> tuple[pd.DataFr
 
     # demand: daily and weekly cycles, set-point steps every 2-6 hours
     daily = 0.5 + 0.5 * np.sin(2 * np.pi * (hours - 8) / 24)
-    weekend = np.isin(index.dayofweek, [5, 6])
+    weekend = np.isin(index.day_of_week, [5, 6])
     steps = np.zeros(n)
     t = 0
     while t < n:
