@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import httpx
 import numpy as np
 import pandas as pd
 
 from bench.common import Result
+from lifecycle.testing.service import ServiceProcess
 
 SCENARIO = "console"
 REPEAT = 5
@@ -59,41 +56,17 @@ def _median(fn: Callable[[], Any], repeat: int = REPEAT) -> float:
     return statistics.median(times)
 
 
-class _Service:
-    def __init__(self, tmp: Path) -> None:
-        import socket
+class _Service(ServiceProcess):
+    """The service on a SQLite file in ``tmp``, with an administrator API client."""
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self, tmp: Path) -> None:
         self.db = f"sqlite:///{tmp / 'lifecycle.db'}"
-        self.log = open(tmp / "serve.log", "wb")
-        self.proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "maas_lifecycle"), "serve", "--db", self.db, "--port", str(self.port),
-             "--workers", "0", "--data-dir", str(tmp)], stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, "MAAS_LIFECYCLE_ADMIN_TOKEN": TOKEN})
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/metrics", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("maas_lifecycle serve did not start")
-            time.sleep(0.2)
-        self.api = httpx.Client(base_url=self.url + "/api/v1", headers={"Authorization": f"Bearer {TOKEN}"},
-                                timeout=300)
+        super().__init__(self.db, tmp, TOKEN)
+        self.api = self.client(timeout=300)
 
     def close(self) -> None:
         self.api.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        self.stop()
 
 
 def _upload(svc: _Service, name: str, n: int) -> None:

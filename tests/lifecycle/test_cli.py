@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -18,60 +16,23 @@ import httpx
 import pytest
 
 from lifecycle.cli.client import run
+from lifecycle.testing.service import ServiceProcess
+from maas.local_zookeeper import free_port
 
 pytestmark = pytest.mark.e2e
 TOKEN = "cli-admin-token-0123456789"
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Service:
-    def __init__(self, db_url: str, data_dir: Path, env: dict[str, str], workers: int = 0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / "serve.log"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.db_url, self.data_dir = db_url, data_dir
-        self._log = open(self.log, "wb")
-        self.proc = subprocess.Popen(
-            [str(BIN / "maas_lifecycle"), "serve", "--db", db_url, "--port", str(self.port), "--workers", str(workers),
-             "--data-dir", str(data_dir)], stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/metrics", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("maas_lifecycle serve did not start:\n" + self.log.read_text())
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
-
-
 @pytest.fixture
-def service(db_url: str, tmp_path: Path) -> Iterator[Service]:
-    env = {**os.environ, "MAAS_LIFECYCLE_ADMIN_TOKEN": TOKEN}
-    s = Service(db_url, tmp_path / "data", env, workers=1)
+def service(db_url: str, tmp_path: Path) -> Iterator[ServiceProcess]:
+    s = ServiceProcess(db_url, tmp_path / "data", TOKEN, workers=1)
     yield s
     s.stop()
 
 
 @pytest.fixture
-def cli(service: Service, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def cli(service: ServiceProcess, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """Runs ``maas_model`` in-process against the service: returns (exit code, stdout, stderr)."""
     monkeypatch.setenv("MAAS_LIFECYCLE_URL", service.url)
     monkeypatch.setenv("MAAS_TOKEN", TOKEN)
@@ -153,7 +114,7 @@ def test_a_model_from_creation_to_publication(cli, tmp_path: Path) -> None:  # t
     assert code == 0 and re.search(r"pat\s+models\.publish\s+pump7\s+READY_FOR_PUBLICATION\s+PUBLISHED\s+ok", out)
 
 
-def test_exit_codes(cli, service: Service) -> None:  # type: ignore[no-untyped-def]
+def test_exit_codes(cli, service: ServiceProcess) -> None:  # type: ignore[no-untyped-def]
     code, _out, err = cli("show", "ghost")
     assert code == 4 and "no model 'ghost'" in err
     code, _out, err = cli("create", "x" * 101)
@@ -173,7 +134,7 @@ def test_exit_codes(cli, service: Service) -> None:  # type: ignore[no-untyped-d
 
 def test_bootstrap_token_is_printed_once_and_admin_create_token(db_url: str, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MAAS_LIFECYCLE_ADMIN_TOKEN"}
-    first = Service(db_url, tmp_path / "data", env)
+    first = ServiceProcess(db_url, tmp_path / "data", None)
     try:
         printed = re.search(r"^\s+(mlt_\S+)$", first.log.read_text(), re.M)
         assert printed, first.log.read_text()
@@ -192,7 +153,7 @@ def test_bootstrap_token_is_printed_once_and_admin_create_token(db_url: str, tmp
         assert missing.returncode == 4 and "no user 'ghost'" in missing.stderr
     finally:
         first.stop()
-    second = Service(db_url, tmp_path / "data", env)  # not empty any more: nothing printed
+    second = ServiceProcess(db_url, tmp_path / "data", None)  # not empty any more: nothing printed
     try:
         assert "mlt_" not in second.log.read_text()
     finally:
@@ -274,7 +235,7 @@ def test_the_readme_example_runs(tmp_path: Path) -> None:
     assert re.search(r"admin\s+models\.publish\s+pump7\s+READY_FOR_PUBLICATION\s+PUBLISHED\s+ok", done.stdout)
 
 
-def test_incident_commands(cli, service: Service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_incident_commands(cli, service: ServiceProcess, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     code, out, _ = cli("incidents")
     assert code == 0 and out.split()[:3] == ["ID", "MODEL", "ELEMENT"]
     assert cli("incident", "add-status", "Sent to maintenance")[0] == 0

@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,49 +19,24 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
+from lifecycle.testing.service import ServiceProcess
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ADMIN = "browser-admin-token-0123456789"
-BIN = Path(sys.executable).parent
 SCREENSHOTS = Path(os.environ.get("MAAS_TEST_SCREENSHOTS") or Path(tempfile.gettempdir()) / "maas-browser-screenshots")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Service:
+class Service(ServiceProcess):
     """``maas_lifecycle serve`` in a process of its own, with an administrator token."""
 
     def __init__(self, db_url: str, data_dir: Path, *extra: str, workers: int = 1) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        data_dir.mkdir(parents=True, exist_ok=True)
-        self.db_url, self.data_dir = db_url, data_dir
-        self.log = data_dir / "serve.log"
-        self._log = open(self.log, "wb")
-        env = {**os.environ, "MAAS_LIFECYCLE_ADMIN_TOKEN": ADMIN}
-        self.proc = subprocess.Popen(
-            [str(BIN / "maas_lifecycle"), "serve", "--db", db_url, "--port", str(self.port), "--workers",
-             str(workers), "--data-dir", str(data_dir), *extra], stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(self.url + "/metrics", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("maas_lifecycle serve did not start:\n" + self.log.read_text())
-            time.sleep(0.2)
-        self.admin = httpx.Client(base_url=self.url + "/api/v1", headers={"Authorization": f"Bearer {ADMIN}"},
-                                  timeout=30)
+        super().__init__(db_url, data_dir, ADMIN, *extra, workers=workers)
+        self.admin = self.client()
 
     def api(self, token: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        return self.client(token)
 
     def user(self, name: str, rights: list[str]) -> str:
         """A user with one role of ``rights``; its token."""
@@ -75,15 +46,9 @@ class Service:
         assert r.status_code == 201, r.text
         return str(r.json()["token"])
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 20) -> None:
         self.admin.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+        super().stop(grace)
 
 
 @pytest.fixture
