@@ -93,14 +93,17 @@ def test_metron_queue_item_is_applied_in_sequence_order_among_kazoo_items(cluste
     zk = client.client
     # Byte for byte what Metron's maas_deploy.sh writes (Jackson, Curator SimpleDistributedQueue).
     metron = b'{"name":"dga","version":"1.0","numInstances":1,"memory":512,"action":"ADD","path":"/models/dga/1.0"}'
-    with zk.transaction() as txn:  # written together, so the leader sees all three at once
-        txn.create(f"{client.layout.queue}/entry-100-", json.dumps({
-            "name": "dga", "version": "1.0", "numInstances": 3, "action": "SCALE", "path": "/models/dga/1.0",
-            "requestId": "scale-3"}).encode(), sequence=True)
-        txn.create(f"{client.layout.queue}/qn-", metron, sequence=True)
-        txn.create(f"{client.layout.queue}/entry-100-", json.dumps({
-            "name": "dga", "version": "1.0", "numInstances": 2, "action": "REMOVE", "requestId": "remove-2"}).encode(),
-            sequence=True)
+    zk.ensure_path(client.layout.queue)  # as a producer does: the controller may not have made it yet
+    txn = zk.transaction()  # written together, so the leader sees all three at once
+    txn.create(f"{client.layout.queue}/entry-100-", json.dumps({
+        "name": "dga", "version": "1.0", "numInstances": 3, "action": "SCALE", "path": "/models/dga/1.0",
+        "requestId": "scale-3"}).encode(), sequence=True)
+    txn.create(f"{client.layout.queue}/qn-", metron, sequence=True)
+    txn.create(f"{client.layout.queue}/entry-100-", json.dumps({
+        "name": "dga", "version": "1.0", "numInstances": 2, "action": "REMOVE", "requestId": "remove-2"}).encode(),
+        sequence=True)
+    results = txn.commit()
+    assert not [r for r in results if isinstance(r, Exception)], results  # kazoo reports a failed one, never raises
     # In sequence order: SCALE to 3, Metron's ADD → 4, REMOVE 2 → 2. In name order Metron's item
     # (qn- sorts after entry-) would run last, with target 2.
     client.wait("remove-2", timeout=120)

@@ -212,7 +212,8 @@ def test_sigterm_lets_running_and_queued_requests_finish(tmp_path: Path, process
 def test_a_full_queue_refuses_at_once_with_503_and_keeps_serving(tmp_path: Path,
                                                                   processes: list[subprocess.Popen[str]],
                                                                   batching: str) -> None:
-    payload = write_payload(tmp_path / "slow", build_slow_model(layers=600), None)  # 0.8 s or more per request
+    payload = write_payload(tmp_path / "slow", build_slow_model(layers=1800), None)  # 2.4 s or more per request: the
+    # queue stays full for long enough to be seen by a loaded machine polling /metrics
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start([sys.executable, "-m", "model_server", "--payload", str(payload), "--port", str(port),
